@@ -1,0 +1,78 @@
+"""``PDMCallback``: connects a PDM policy to its algorithm (guidance signals, local lr schedule, logging)."""
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from torch import nn
+
+from sb3_pdm.guidance import enable_guidance
+from sb3_pdm.layers import PDMLayer, pdm_layers
+
+
+def layer_names(policy: nn.Module) -> dict[str, str]:
+    """Short logger names of the PDM layers of ``policy`` (``pi/0``, ``vf/1``, ``features/2``, ...), by module path."""
+    prefixes = {"mlp_extractor.policy_net.": "pi/", "mlp_extractor.value_net.": "vf/"}
+    names: dict[str, str] = {}
+    counters: dict[str, int] = {}
+    for path, module in policy.named_modules():
+        if not isinstance(module, PDMLayer):
+            continue
+        group = next((short for prefix, short in prefixes.items() if path.startswith(prefix)), "features/")
+        if getattr(policy, "share_trunk", False) and group in ("pi/", "vf/"):
+            group = "shared/"
+        names[path] = f"{group}{counters.setdefault(group, 0)}"
+        counters[group] += 1
+    return names
+
+
+def record_diagnostics(policy: nn.Module, logger: Logger) -> None:
+    """
+    Record each PDM layer's local loss, feature scale and skipped steps since the last call under ``pdm/``.
+
+    :param policy: A policy (or any module) holding PDM layers.
+    :param logger: SB3 logger.
+    """
+    modules = dict(policy.named_modules())
+    for path, name in layer_names(policy).items():
+        stats = modules[path].pop_diagnostics()  # type: ignore[operator]
+        if stats["updates"] == 0 and stats["skipped"] == 0:
+            continue
+        logger.record(f"pdm/{name}/loss", stats["loss"])
+        logger.record(f"pdm/{name}/feature_scale", stats["feature_scale"])
+        logger.record(f"pdm/{name}/skipped", stats["skipped"])
+    if hasattr(policy, "pop_missing_guidance"):
+        logger.record("pdm/guidance_missing", policy.pop_missing_guidance())
+
+
+class PDMCallback(BaseCallback):
+    """
+    Connects a policy with PDM layers to its on-policy algorithm, with no other change to the user's code:
+
+    - makes the algorithm's rollout buffer carry returns, advantages and actions to the PDM layers (guidance);
+    - updates the local learning rate from its schedule at each rollout;
+    - records per-layer diagnostics under ``pdm/`` in the SB3 logger, on the cadence of SB3's ``train/`` metrics.
+
+    Usable from Python (``model.learn(..., callback=PDMCallback())``) or from an RL-Zoo hyperparameter file
+    (``callback: sb3_pdm.PDMCallback``).
+
+    :param verbose: Verbosity level.
+    """
+
+    def _init_callback(self) -> None:
+        if not isinstance(self.model, OnPolicyAlgorithm):
+            raise TypeError(f"PDMCallback serves on-policy algorithms (PPO, A2C, TRPO, MaskablePPO), got {type(self.model).__name__}")
+        if not pdm_layers(self.model.policy):
+            raise ValueError(f"PDMCallback needs a policy with PDM layers, got {type(self.model.policy).__name__}")
+        enable_guidance(self.model.rollout_buffer)
+
+    def _on_rollout_start(self) -> None:
+        for layer in pdm_layers(self.model.policy):
+            layer.set_progress(self.model._current_progress_remaining)
+
+    def _on_rollout_end(self) -> None:
+        # SB3 dumps its logs after collecting a rollout and before train(): the stats of the previous train()
+        # appear next to its train/ metrics.
+        record_diagnostics(self.model.policy, self.logger)
+
+    def _on_step(self) -> bool:
+        return True

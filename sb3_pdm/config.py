@@ -1,0 +1,125 @@
+"""Options of local PDM learning, shared by layers, trunks, extractors and policies, with their validation."""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch as th
+from torch import nn
+
+from sb3_pdm.objective import DISTANCES, NORMALIZATIONS
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "identity": nn.Identity,
+}
+
+OPTIMIZERS: dict[str, type[th.optim.Optimizer]] = {
+    "adam": th.optim.Adam,
+    "sgd": th.optim.SGD,
+    "rmsprop": th.optim.RMSprop,
+}
+
+
+def resolve_activation(activation_fn: str | type[nn.Module], name: str = "activation_fn") -> type[nn.Module]:
+    """
+    Accept an ``nn.Module`` class (as SB3 does) or one of the names in :data:`ACTIVATIONS`.
+
+    :param activation_fn: Activation class or name.
+    :param name: Parameter name used in the error message.
+    :return: The activation class.
+    """
+    if isinstance(activation_fn, str):
+        if activation_fn.lower() not in ACTIVATIONS:
+            raise ValueError(f"Unknown {name} '{activation_fn}', expected an nn.Module class or one of {sorted(ACTIVATIONS)}")
+        return ACTIVATIONS[activation_fn.lower()]
+    if isinstance(activation_fn, type) and issubclass(activation_fn, nn.Module):
+        return activation_fn
+    raise TypeError(f"{name} must be an nn.Module class (e.g. nn.Tanh) or one of {sorted(ACTIVATIONS)}, got {activation_fn!r}")
+
+
+def check_sizes(sizes: list[int], name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless every entry of ``sizes`` is a positive int."""
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(f"{name} must contain positive integers (layer widths), got {sizes!r}")
+
+
+@dataclass
+class PDMConfig:
+    """
+    Options of the local learning rule of every PDM layer in a network.
+
+    :param distance: Pairwise distance matched between input and output: ``"euclidean"`` (default),
+        ``"sqeuclidean"`` or ``"cosine"``.
+    :param normalization: Normalisation of the target distances: ``"mean"`` (default, the target's mean is tied to
+        ``feature_scale``, which anchors the feature scale) or ``"none"`` (the target keeps the input's scale).
+    :param feature_scale: Per-unit standard deviation the layer's features are driven to (``normalization="mean"``).
+    :param guidance_coef: Weight ``beta >= 0`` of reward-signal distances in the target (0 disables guidance).
+    :param local_lr: Learning rate of each layer's own optimizer: a float or a schedule of the remaining
+        progress (1 -> 0), as SB3's ``learning_rate``.
+    :param local_optimizer: ``"adam"`` (default), ``"sgd"``, ``"rmsprop"`` or a ``torch.optim.Optimizer`` class.
+    :param local_optimizer_kwargs: Extra keyword arguments of the local optimizer.
+    :param local_steps: Local optimizer steps per training-mode forward pass.
+    :param max_pair_samples: At most this many samples of a minibatch form the pairs of the local loss (a random
+        subset is drawn when the batch is larger), which bounds time and memory at ``O(max_pair_samples^2)``.
+    """
+
+    distance: str = "euclidean"
+    normalization: str = "mean"
+    feature_scale: float = 1.0
+    guidance_coef: float = 1.0
+    local_lr: float | Callable[[float], float] = 3e-4
+    local_optimizer: str | type[th.optim.Optimizer] = "adam"
+    local_optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    local_steps: int = 1
+    max_pair_samples: int = 256
+
+    def __post_init__(self) -> None:
+        if self.distance not in DISTANCES:
+            raise ValueError(f"Unknown distance '{self.distance}', expected one of {DISTANCES}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"Unknown normalization '{self.normalization}', expected one of {NORMALIZATIONS}")
+        _check_positive(self.feature_scale, "feature_scale")
+        if not isinstance(self.guidance_coef, (int, float)) or self.guidance_coef < 0:
+            raise ValueError(f"guidance_coef must be a number >= 0 (0 disables guidance), got {self.guidance_coef!r}")
+        if not callable(self.local_lr):
+            _check_positive(self.local_lr, "local_lr")
+        self.optimizer_class  # noqa: B018 (validates local_optimizer)
+        if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) or self.local_steps <= 0:
+            raise ValueError(f"local_steps must be a positive integer, got {self.local_steps!r}")
+        if isinstance(self.max_pair_samples, bool) or not isinstance(self.max_pair_samples, int) or self.max_pair_samples < 2:
+            raise ValueError(f"max_pair_samples must be an integer >= 2 (samples that form pairs), got {self.max_pair_samples!r}")
+
+    @property
+    def optimizer_class(self) -> type[th.optim.Optimizer]:
+        """The local optimizer class."""
+        if isinstance(self.local_optimizer, str):
+            if self.local_optimizer.lower() not in OPTIMIZERS:
+                raise ValueError(
+                    f"Unknown local_optimizer '{self.local_optimizer}', expected a torch.optim.Optimizer class "
+                    f"or one of {sorted(OPTIMIZERS)}"
+                )
+            return OPTIMIZERS[self.local_optimizer.lower()]
+        if isinstance(self.local_optimizer, type) and issubclass(self.local_optimizer, th.optim.Optimizer):
+            return self.local_optimizer
+        raise TypeError(f"local_optimizer must be a torch.optim.Optimizer class or a name, got {self.local_optimizer!r}")
+
+    def lr_at(self, progress_remaining: float) -> float:
+        """Local learning rate at the given remaining progress (1 at the start of training, 0 at the end)."""
+        lr = self.local_lr(progress_remaining) if callable(self.local_lr) else self.local_lr
+        return float(lr)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this configuration."""
+        return asdict(self)
+
+
+def _check_positive(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")

@@ -1,0 +1,100 @@
+"""
+Reward-driven guidance: the route of a minibatch's returns, advantages and actions to the PDM layers.
+
+SB3 calls ``policy.evaluate_actions(observations, actions)`` with no returns or advantages. The PDM rollout
+buffers attach them to the observation tensor of each minibatch they yield, so the signals travel with that
+minibatch and nothing else: two models in one process can never see each other's signals, and no global state
+is kept. The policy reads them back with :func:`read_signals`.
+
+Use a buffer directly (``PPO(PDMPolicy, env, rollout_buffer_class=PDMRolloutBuffer)``), or let
+:class:`sb3_pdm.PDMCallback` upgrade the algorithm's own buffer (the route for RL-Zoo hyperparameter files).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, RolloutBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+_ATTRIBUTE = "_pdm_guidance"
+
+
+@dataclass(frozen=True)
+class GuidanceSignals:
+    """
+    Per-sample signals of one minibatch.
+
+    :param returns: Returns (value targets), shape ``(B,)``.
+    :param advantages: Advantages, shape ``(B,)``.
+    :param actions: Actions taken, shape ``(B, action_dim)``.
+    """
+
+    returns: th.Tensor
+    advantages: th.Tensor
+    actions: th.Tensor
+
+
+def attach_signals(observations: th.Tensor | dict[str, th.Tensor], signals: GuidanceSignals) -> None:
+    """Attach ``signals`` to the observation tensor(s) of a minibatch."""
+    tensors = observations.values() if isinstance(observations, dict) else [observations]
+    for tensor in tensors:
+        setattr(tensor, _ATTRIBUTE, signals)
+
+
+def read_signals(observations: th.Tensor | dict[str, th.Tensor]) -> GuidanceSignals | None:
+    """The signals attached to a minibatch's observations, or ``None``."""
+    if isinstance(observations, dict):
+        observations = next(iter(observations.values()))
+    return getattr(observations, _ATTRIBUTE, None)
+
+
+def guided_buffer_class(buffer_class: type[RolloutBuffer]) -> type[RolloutBuffer]:
+    """
+    The subclass of an on-policy rollout buffer class that attaches :class:`GuidanceSignals` to every minibatch it
+    yields (made once per class, then reused).
+
+    :param buffer_class: A ``RolloutBuffer`` subclass, e.g. sb3-contrib's ``MaskableRolloutBuffer``.
+    :return: Its guided subclass.
+    """
+    if getattr(buffer_class, "_pdm_guided", False):
+        return buffer_class
+    if buffer_class not in _GUIDED_CLASSES:
+
+        def _get_samples(self: RolloutBuffer, batch_inds: np.ndarray, env: VecNormalize | None = None):  # type: ignore[no-untyped-def]
+            samples: RolloutBufferSamples | DictRolloutBufferSamples = buffer_class._get_samples(self, batch_inds, env)
+            attach_signals(samples.observations, GuidanceSignals(samples.returns, samples.advantages, samples.actions))
+            return samples
+
+        _GUIDED_CLASSES[buffer_class] = type(
+            f"PDM{buffer_class.__name__}",
+            (buffer_class,),
+            {
+                "_get_samples": _get_samples,
+                "_pdm_guided": True,
+                "__module__": __name__,
+                "__doc__": f"SB3's ``{buffer_class.__name__}`` that routes returns, advantages and actions to the PDM layers.",
+            },
+        )
+    return _GUIDED_CLASSES[buffer_class]
+
+
+_GUIDED_CLASSES: dict[type, type] = {}
+
+#: SB3's ``RolloutBuffer`` that routes returns, advantages and actions to the PDM layers.
+PDMRolloutBuffer = guided_buffer_class(RolloutBuffer)
+#: SB3's ``DictRolloutBuffer`` that routes returns, advantages and actions to the PDM layers.
+PDMDictRolloutBuffer = guided_buffer_class(DictRolloutBuffer)
+
+
+def enable_guidance(buffer: RolloutBuffer) -> None:
+    """
+    Make an existing rollout buffer (of any ``RolloutBuffer`` subclass) attach guidance signals, by switching its
+    class to the guided subclass of its own class.
+
+    :param buffer: The algorithm's rollout buffer.
+    """
+    if not isinstance(buffer, RolloutBuffer):
+        raise TypeError(f"PDM guidance needs an on-policy RolloutBuffer, got {type(buffer).__name__}")
+    buffer.__class__ = guided_buffer_class(type(buffer))

@@ -1,0 +1,289 @@
+"""
+PDM actor-critic policies: SB3's ``ActorCriticPolicy`` with hidden layers trained by local pairwise distance
+matching. Only the action head (and ``log_std``) and the value head are trained by the algorithm's loss.
+"""
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch as th
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+
+from sb3_pdm.config import PDMConfig, resolve_activation
+from sb3_pdm.extractors import PDMCombinedExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN, make_config
+from sb3_pdm.guidance import GuidanceSignals, read_signals
+from sb3_pdm.layers import PDMLayer, pdm_layers
+from sb3_pdm.trunks import PDMMlpExtractor
+
+#: Default hidden widths of the actor and critic trunks.
+DEFAULT_NET_ARCH = dict(pi=[64, 64], vf=[64, 64])
+
+_SUPPORTED_ACTIONS = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+_PDM_EXTRACTORS = (PDMMlpFeaturesExtractor, PDMNatureCNN, PDMCombinedExtractor)
+# What other algorithms look up on their policy, and why a PDM policy cannot serve them.
+_UNSUPPORTED_ATTRIBUTES = {
+    "q_net": "DQN-style algorithms need a Q-network policy",
+    "q_net_target": "DQN-style algorithms need a Q-network policy",
+    "actor": "off-policy actor-critic algorithms (SAC, TD3, DDPG, TQC, CrossQ) need their own actor/critic policy",
+    "actor_target": "off-policy actor-critic algorithms (SAC, TD3, DDPG, TQC, CrossQ) need their own actor/critic policy",
+    "critic": "off-policy actor-critic algorithms (SAC, TD3, DDPG, TQC, CrossQ) need their own actor/critic policy",
+    "critic_target": "off-policy actor-critic algorithms (SAC, TD3, DDPG, TQC, CrossQ) need their own actor/critic policy",
+    "lstm_actor": (
+        "RecurrentPPO needs LSTM layers trained through time by backpropagation; a PDM layer's local loss compares "
+        "samples of one minibatch and has no recurrent form in sb3_pdm"
+    ),
+}
+
+
+def _unsupported(attribute: str, reason: str) -> property:
+    def getter(self: nn.Module) -> None:
+        raise TypeError(
+            f"{type(self).__name__} is an on-policy actor-critic policy (PPO, A2C, TRPO; MaskablePPO through "
+            f"MaskablePDMPolicy) and has no '{attribute}': {reason}."
+        )
+
+    return property(getter)
+
+
+class PDMActorCriticMixin:
+    """
+    Turns an SB3 actor-critic policy class into a PDM policy (see :class:`PDMPolicy`). Shared by
+    :class:`PDMPolicy` and sb3-contrib's maskable variant.
+    """
+
+    features_extractor: BaseFeaturesExtractor
+    mlp_extractor: PDMMlpExtractor
+    action_space: spaces.Space
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: str | type[nn.Module] = nn.Tanh,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        pdm_kwargs: PDMConfig | dict[str, Any] | None = None,
+        share_trunk: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.pdm_config = make_config(pdm_kwargs)
+        self.share_trunk = share_trunk
+        self._warned_missing_guidance = False
+        self._n_missing_guidance = 0
+        if not isinstance(action_space, _SUPPORTED_ACTIONS):
+            raise ValueError(
+                f"Unsupported action space {action_space}: PDM policies accept "
+                f"{', '.join(space.__name__ for space in _SUPPORTED_ACTIONS)}"
+            )
+        self._check_observation_space(observation_space, features_extractor_class)
+        features_extractor_kwargs = dict(features_extractor_kwargs or {})
+        if issubclass(features_extractor_class, _PDM_EXTRACTORS):
+            # PDM extractors learn with the policy's options unless told otherwise.
+            features_extractor_kwargs.setdefault("pdm_kwargs", self.pdm_config.to_dict())
+        super().__init__(  # type: ignore[call-arg]
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=DEFAULT_NET_ARCH if net_arch is None else net_arch,
+            activation_fn=resolve_activation(activation_fn),
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _check_observation_space(observation_space: spaces.Space, features_extractor_class: type) -> None:
+        if isinstance(observation_space, spaces.Dict) and features_extractor_class is FlattenExtractor:
+            raise ValueError("Dict observation spaces need MultiInputPDMPolicy (features_extractor_class=PDMCombinedExtractor)")
+        if not isinstance(observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)):
+            raise ValueError(
+                f"Unsupported observation space {observation_space}: PDM policies accept Box, Discrete, "
+                "MultiDiscrete, MultiBinary (PDMPolicy, CnnPDMPolicy) and Dict (MultiInputPDMPolicy)"
+            )
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = PDMMlpExtractor(
+            self.features_dim,  # type: ignore[attr-defined]
+            self.net_arch,  # type: ignore[attr-defined]
+            self.activation_fn,  # type: ignore[attr-defined]
+            self.pdm_config,
+            self.share_trunk,
+        )
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        # The algorithm's optimizer holds the head parameters only: PDM layers have their own local optimizers.
+        self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
+            self.head_parameters(), lr=lr_schedule(1), **self.optimizer_kwargs  # type: ignore[attr-defined]
+        )
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by the algorithm's loss: everything outside the PDM layers (heads, ``log_std``)."""
+        local = {id(p) for layer in pdm_layers(self) for p in layer.parameters()}  # type: ignore[arg-type]
+        return [p for p in self.parameters() if id(p) not in local]  # type: ignore[attr-defined]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(pdm_kwargs=self.pdm_config.to_dict(), share_trunk=self.share_trunk)
+        return data
+
+    # --- reward-driven guidance -------------------------------------------------------------------------------
+
+    def _actor_signal(self, signals: GuidanceSignals) -> th.Tensor:
+        """Advantage-weighted action code: states where an action helped lie apart from where it hurt."""
+        actions = signals.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            code = F.one_hot(actions.long().flatten(), int(self.action_space.n)).float()
+        elif isinstance(self.action_space, spaces.MultiDiscrete):
+            columns = actions.long().reshape(len(actions), -1).unbind(dim=1)
+            code = th.cat([F.one_hot(col, int(n)).float() for col, n in zip(columns, self.action_space.nvec)], dim=1)
+        elif isinstance(self.action_space, spaces.MultiBinary):
+            code = 2.0 * actions.float().reshape(len(actions), -1) - 1.0
+        else:
+            code = actions.float().reshape(len(actions), -1)
+        return _standardize(signals.advantages)[:, None] * code
+
+    @contextmanager
+    def _guided(self, obs: PyTorchObs) -> Iterator[None]:
+        """Give each PDM layer the guidance signal of its role for the duration of one training forward pass."""
+        layers = pdm_layers(self)  # type: ignore[arg-type]
+        if not (self.training and th.is_grad_enabled()) or not layers or self.pdm_config.guidance_coef == 0:  # type: ignore[attr-defined]
+            yield
+            return
+        signals = read_signals(obs)
+        if signals is None:
+            self._n_missing_guidance += 1
+            if not self._warned_missing_guidance:
+                self._warned_missing_guidance = True
+                warnings.warn(
+                    "PDM guidance is on (guidance_coef > 0) but the minibatch carries no returns/advantages: the PDM "
+                    "layers train on input geometry alone. Pass rollout_buffer_class=PDMRolloutBuffer (PDMDictRolloutBuffer "
+                    "for Dict observations) to the algorithm, or callback=PDMCallback() to learn().",
+                    stacklevel=4,
+                )
+            yield
+            return
+        critic = _standardize(signals.returns.flatten())[:, None]
+        actor = self._actor_signal(signals)
+        trunk = self.mlp_extractor
+        roles = {id(layer): critic for layer in pdm_layers(trunk.value_net)}
+        roles.update({id(layer): actor for layer in pdm_layers(trunk.policy_net)})
+        shared = th.cat([critic, actor], dim=1)
+        try:
+            for layer in layers:
+                # Shared trunks and features extractors serve both heads: they get both signals.
+                layer.set_guidance(shared if trunk.share_trunk else roles.get(id(layer), shared))
+            yield
+        finally:
+            for layer in layers:
+                layer.set_guidance(None)
+
+    def evaluate_actions(self, obs: PyTorchObs, actions: th.Tensor, *args: Any, **kwargs: Any) -> Any:
+        with self._guided(obs):
+            return super().evaluate_actions(obs, actions, *args, **kwargs)  # type: ignore[misc]
+
+    def get_distribution(self, obs: PyTorchObs, *args: Any, **kwargs: Any) -> Any:
+        with self._guided(obs):
+            return super().get_distribution(obs, *args, **kwargs)  # type: ignore[misc]
+
+    def predict_values(self, obs: PyTorchObs) -> th.Tensor:
+        with self._guided(obs):
+            return super().predict_values(obs)  # type: ignore[misc]
+
+    def pop_missing_guidance(self) -> int:
+        """Training forward passes since the last call that had guidance on but no signals."""
+        count, self._n_missing_guidance = self._n_missing_guidance, 0
+        return count
+
+
+for _attribute, _reason in _UNSUPPORTED_ATTRIBUTES.items():
+    setattr(PDMActorCriticMixin, _attribute, _unsupported(_attribute, _reason))
+
+
+def _standardize(values: th.Tensor) -> th.Tensor:
+    values = values.float()
+    return (values - values.mean()) / (values.std(unbiased=False) + 1e-8)
+
+
+class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
+    """
+    Actor-critic policy whose hidden layers learn by local pairwise distance matching (PDM), for PPO, A2C and
+    TRPO. Arguments are those of SB3's ``ActorCriticPolicy`` plus the PDM options below; ``net_arch`` and
+    ``activation_fn`` mean what they mean in SB3 (default ``dict(pi=[64, 64], vf=[64, 64])``, ``nn.Tanh``).
+
+    The actor and critic trunks are made of :class:`sb3_pdm.PDMLinear` layers; ``policy.optimizer`` holds only
+    the action head, ``log_std`` and the value head. For reward-driven guidance, pass
+    ``rollout_buffer_class=PDMRolloutBuffer`` to the algorithm or ``callback=PDMCallback()`` to ``learn()``.
+
+    :param observation_space: Observation space.
+    :param action_space: Action space (Box, Discrete, MultiDiscrete or MultiBinary).
+    :param lr_schedule: Learning rate schedule of the heads.
+    :param net_arch: Trunk widths: a list (separate actor and critic trunks of that shape) or
+        ``dict(pi=[...], vf=[...])``.
+    :param activation_fn: Activation class (or name: ``"tanh"``, ``"relu"``, ...).
+    :param features_extractor_class: Features extractor; PDM extractors get ``pdm_kwargs`` by default.
+    :param features_extractor_kwargs: Its keyword arguments.
+    :param pdm_kwargs: Local learning options, see :class:`sb3_pdm.PDMConfig`.
+    :param share_trunk: One trunk for actor and critic (``net_arch`` a list).
+    :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
+    """
+
+
+class CnnPDMPolicy(PDMPolicy):
+    """
+    :class:`PDMPolicy` for image observations: :class:`sb3_pdm.PDMNatureCNN` features, no hidden trunk by
+    default (as SB3's ``CnnPolicy``). Arguments as :class:`PDMPolicy`.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        features_extractor_class: type[BaseFeaturesExtractor] = PDMNatureCNN,
+        normalize_images: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if features_extractor_class is PDMNatureCNN and not is_image_space(
+            observation_space, check_channels=False, normalized_image=not normalize_images
+        ):
+            raise ValueError(f"CnnPDMPolicy needs image observations, got {observation_space}: use PDMPolicy instead")
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=[] if net_arch is None else net_arch,
+            features_extractor_class=features_extractor_class,
+            normalize_images=normalize_images,
+            **kwargs,
+        )
+
+
+class MultiInputPDMPolicy(PDMPolicy):
+    """
+    :class:`PDMPolicy` for ``Dict`` observations: :class:`sb3_pdm.PDMCombinedExtractor` features (PDM CNNs for
+    image keys, flattened vectors otherwise), then PDM trunks. Arguments as :class:`PDMPolicy`.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        features_extractor_class: type[BaseFeaturesExtractor] = PDMCombinedExtractor,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(observation_space, spaces.Dict):
+            raise ValueError(f"MultiInputPDMPolicy needs a Dict observation space, got {observation_space}: use PDMPolicy")
+        super().__init__(observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs)

@@ -1,0 +1,149 @@
+import pytest
+import torch as th
+
+from sb3_pdm import PDMConfig, PDMConv2d, PDMLinear
+from sb3_pdm.objective import pairwise_distances
+
+
+def make_batch(n=64, dim=6, seed=0):
+    return th.randn(n, dim, generator=th.Generator().manual_seed(seed))
+
+
+def params_of(layer):
+    return [p.detach().clone() for p in layer.parameters()]
+
+
+def test_local_loss_decreases_on_fixed_batch():
+    th.manual_seed(0)
+    layer = PDMLinear(6, 32, config=PDMConfig(local_lr=1e-2, guidance_coef=0.0))
+    x = make_batch()
+    losses = []
+    for _ in range(100):
+        layer(x)
+        losses.append(layer.pop_diagnostics()["loss"])
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_output_is_detached_and_params_only_move_in_train_mode_with_grad():
+    layer = PDMLinear(6, 16)
+    x = make_batch().requires_grad_(True)
+    before = params_of(layer)
+    layer.eval()
+    out = layer(x)
+    assert not out.requires_grad
+    assert all(th.equal(a, b) for a, b in zip(before, params_of(layer)))
+    layer.train()
+    with th.no_grad():
+        layer(x)
+    assert all(th.equal(a, b) for a, b in zip(before, params_of(layer)))
+    out = layer(x)
+    assert not out.requires_grad and x.grad is None
+    assert not any(th.equal(a, b) for a, b in zip(before, params_of(layer)))
+    assert all(p.grad is None for p in layer.parameters())
+
+
+def test_guidance_changes_the_update():
+    x = make_batch()
+    signal = th.randn(64, 1)
+    layers = []
+    for guided in (False, True):
+        th.manual_seed(0)
+        layer = PDMLinear(6, 16, config=PDMConfig(guidance_coef=1.0))
+        layer.set_guidance(signal if guided else None)
+        layer(x)
+        layers.append(params_of(layer))
+    assert not th.equal(layers[0][0], layers[1][0])
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "single"])
+def test_bad_batches_skip_the_step_and_keep_params_finite(bad):
+    layer = PDMLinear(6, 16)
+    x = make_batch()
+    if bad == "nan":
+        x[3, 2] = float("nan")
+    elif bad == "inf":
+        x[0, 0] = float("inf")
+    else:
+        x = x[:1]
+    before = params_of(layer)
+    layer(x)
+    assert all(th.equal(a, b) for a, b in zip(before, params_of(layer)))
+    assert all(th.isfinite(p).all() for p in layer.parameters())
+    assert layer.pop_diagnostics()["skipped"] == 1
+
+
+def test_pair_bound_keeps_pair_matrix_small():
+    layer = PDMLinear(6, 16, config=PDMConfig(max_pair_samples=32))
+    seen = []
+    original = pairwise_distances
+
+    def spy(x, distance):
+        seen.append(x.shape[0])
+        return original(x, distance)
+
+    import sb3_pdm.layers as layers_module
+
+    layers_module.pairwise_distances, saved = spy, layers_module.pairwise_distances
+    try:
+        out = layer(make_batch(n=1000))
+    finally:
+        layers_module.pairwise_distances = saved
+    assert out.shape == (1000, 16)
+    assert seen and max(seen) == 32
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "sqeuclidean", "cosine"])
+def test_distances_are_symmetric_with_zero_diagonal(distance):
+    x = make_batch(n=10)
+    d = pairwise_distances(x, distance)
+    assert d.shape == (10, 10)
+    assert th.allclose(d, d.T, atol=1e-5)
+    assert d.diagonal().abs().max() < 1e-3
+    if distance == "euclidean":
+        assert th.allclose(d[0, 1], (x[0] - x[1]).norm(), atol=1e-4)
+
+
+def test_conv_layer_learns_locally():
+    layer = PDMConv2d(3, 8, kernel_size=3, stride=2)
+    x = th.rand(16, 3, 12, 12)
+    before = params_of(layer)
+    out = layer(x)
+    assert out.shape == (16, 8, 5, 5) and not out.requires_grad
+    assert not th.equal(before[0], params_of(layer)[0])
+
+
+def test_extra_state_restores_local_optimizer():
+    layer = PDMLinear(6, 16)
+    layer(make_batch())
+    clone = PDMLinear(6, 16)
+    clone.load_state_dict(layer.state_dict())
+    state, cloned = layer.optimizer.state_dict()["state"], clone.optimizer.state_dict()["state"]
+    assert state.keys() == cloned.keys() and len(state) == 2
+    for key in state:
+        assert th.equal(state[key]["exp_avg"], cloned[key]["exp_avg"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(distance="manhattan"), "distance"),
+        (dict(normalization="max"), "normalization"),
+        (dict(feature_scale=0.0), "feature_scale"),
+        (dict(guidance_coef=-1.0), "guidance_coef"),
+        (dict(local_lr=0.0), "local_lr"),
+        (dict(local_lr=-1e-3), "local_lr"),
+        (dict(local_optimizer="lbfgs2"), "local_optimizer"),
+        (dict(local_steps=0), "local_steps"),
+        (dict(max_pair_samples=1), "max_pair_samples"),
+    ],
+)
+def test_bad_config_raises_naming_the_parameter(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        PDMConfig(**kwargs)
+
+
+def test_bad_activation_and_sizes_raise():
+    with pytest.raises(ValueError, match="activation_fn"):
+        PDMLinear(4, 4, activation_fn="sigmoidish")
+    with pytest.raises(TypeError, match="activation_fn"):
+        PDMLinear(4, 4, activation_fn=3)
