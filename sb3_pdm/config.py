@@ -78,7 +78,7 @@ class PDMConfig:
     local_optimizer: str | type[th.optim.Optimizer] = "adam"
     local_optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     local_steps: int = 1
-    max_pair_samples: int = 256
+    max_pair_samples: int = 128
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:

@@ -1,0 +1,114 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.logger import configure
+
+import sb3_pdm.policies as policies_module
+from sb3_pdm import PDMCallback, PDMPolicy, PDMRolloutBuffer
+from tests.conftest import all_equal, pdm_params
+
+
+def _train(guidance_coef, **kwargs):
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        seed=0,
+        rollout_buffer_class=PDMRolloutBuffer,
+        policy_kwargs=dict(pdm_kwargs=dict(guidance_coef=guidance_coef)),
+        **kwargs,
+    )
+    model.learn(128)
+    return model
+
+
+def test_guidance_changes_the_hidden_features():
+    unguided, guided = _train(0.0), _train(2.0)
+    obs = th.as_tensor(np.stack([unguided.observation_space.sample() for _ in range(8)]))
+    with th.no_grad():
+        features = [m.policy.mlp_extractor(obs)[1] for m in (unguided, guided)]
+    assert not th.allclose(features[0], features[1])
+
+
+def test_callback_enables_guidance_on_the_stock_buffer_and_logs(tmp_path):
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0)
+    assert type(model.rollout_buffer) is RolloutBuffer
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    with warnings.catch_warnings():
+        # The callback routes the signals: the missing-guidance warning must not fire.
+        warnings.filterwarnings("error", message="PDM guidance is on")
+        model.learn(256, callback=PDMCallback())
+    assert isinstance(model.rollout_buffer, RolloutBuffer) and type(model.rollout_buffer) is not RolloutBuffer
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ("pdm/pi/0/loss", "pdm/vf/1/feature_scale", "pdm/pi/1/skipped", "pdm/guidance_missing", "train/value_loss"):
+        assert key in header
+
+
+def test_missing_signals_warn_once():
+    model = A2C(PDMPolicy, "CartPole-v1", n_steps=8, seed=0)
+    with pytest.warns(UserWarning, match="PDMRolloutBuffer") as record:
+        model.learn(64)
+    assert sum("PDM guidance is on" in str(w.message) for w in record) == 1
+    assert model.policy.pop_missing_guidance() > 0
+
+
+def test_two_models_never_share_signals(monkeypatch):
+    """Two models trained in alternation in one process: each policy only ever reads its own buffer's returns."""
+    seen: dict[int, list[th.Tensor]] = {}
+    original = policies_module.read_signals
+
+    def spy(obs):
+        signals = original(obs)
+        if signals is not None:
+            seen.setdefault(id(spy.current), []).append(signals.returns.flatten().clone())
+        return signals
+
+    monkeypatch.setattr(policies_module, "read_signals", spy)
+    models = [
+        PPO(PDMPolicy, "CartPole-v1", n_steps=32, batch_size=16, n_epochs=1, gamma=gamma, seed=i)
+        for i, gamma in enumerate((0.99, 0.5))
+    ]
+    callbacks = [PDMCallback(), PDMCallback()]
+    for _ in range(2):
+        for model, callback in zip(models, callbacks):
+            spy.current = model
+            model.learn(32, callback=callback, reset_num_timesteps=False)
+            own = set(model.rollout_buffer.returns.flatten().round(decimals=5).tolist())
+            batches = seen.pop(id(model))
+            assert batches
+            for returns in batches:
+                assert set(np.round(returns.numpy(), 5).tolist()) <= own
+
+
+def test_guidance_signal_per_trunk_role():
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0)
+    model.policy.set_training_mode(True)
+    obs = th.randn(32, 4)
+    from sb3_pdm.guidance import GuidanceSignals, attach_signals
+
+    actions = th.randint(0, 2, (32, 1)).float()
+    attach_signals(obs, GuidanceSignals(th.randn(32), th.randn(32), actions))
+    received = {}
+    for name, module in model.policy.mlp_extractor.named_modules():
+        if hasattr(module, "set_guidance"):
+            original = module.set_guidance
+
+            def record(signals, name=name, original=original):
+                if signals is not None:
+                    received[name] = signals.shape
+                original(signals)
+
+            module.set_guidance = record
+    model.policy.evaluate_actions(obs, actions.flatten().long())
+    assert received["value_net.0"] == (32, 1)
+    assert received["policy_net.0"] == (32, 2)
+    before = pdm_params(model.policy)
+    with th.no_grad():
+        model.policy.evaluate_actions(obs, actions.flatten().long())
+    assert all_equal(before, pdm_params(model.policy))

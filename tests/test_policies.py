@@ -1,0 +1,123 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3.common.envs import IdentityEnvBox
+
+from sb3_pdm import CnnPDMPolicy, MultiInputPDMPolicy, PDMLayer, PDMMlpFeaturesExtractor, PDMPolicy, PDMRolloutBuffer
+from tests.conftest import all_equal, head_params, none_equal, pdm_params
+
+
+def test_rl_loss_reaches_only_the_heads():
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, seed=0)
+    policy = model.policy
+    obs = th.as_tensor(np.stack([model.env.observation_space.sample() for _ in range(32)]))
+    actions = th.randint(0, 2, (32,))
+    pdm_before, heads_before = pdm_params(policy), head_params(policy)
+    policy.set_training_mode(True)
+    values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+    # The forward pass took local steps; reset the reference so only the optimizer step below is compared.
+    pdm_before = pdm_params(policy)
+    loss = -(log_prob.mean()) + values.pow(2).mean() - entropy.mean()
+    policy.optimizer.zero_grad()
+    loss.backward()
+    for module in policy.modules():
+        if isinstance(module, PDMLayer):
+            assert all(p.grad is None for p in module.parameters())
+    policy.optimizer.step()
+    assert all_equal(pdm_before, pdm_params(policy))
+    assert none_equal(heads_before, head_params(policy))
+    optimized = {id(p) for group in policy.optimizer.param_groups for p in group["params"]}
+    local = {id(p) for m in policy.modules() if isinstance(m, PDMLayer) for p in m.parameters()}
+    assert optimized and not optimized & local
+    assert optimized | local == {id(p) for p in policy.parameters()}
+
+
+@pytest.mark.parametrize("net_arch", [[32], dict(pi=[32, 16], vf=[8])])
+def test_net_arch_and_shared_trunk(net_arch):
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=net_arch), n_steps=64)
+    pi_widths = net_arch if isinstance(net_arch, list) else net_arch["pi"]
+    assert model.policy.mlp_extractor.latent_dim_pi == pi_widths[-1]
+    assert len(model.policy.mlp_extractor.policy_net) == len(pi_widths)
+    shared = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[32], share_trunk=True), n_steps=64)
+    assert shared.policy.mlp_extractor.policy_net is shared.policy.mlp_extractor.value_net
+    shared.learn(128)
+
+
+def test_activation_by_class_or_name():
+    for activation in (th.nn.ReLU, "relu"):
+        model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(activation_fn=activation), n_steps=64)
+        assert isinstance(model.policy.mlp_extractor.policy_net[0].activation, th.nn.ReLU)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[64, 0])), "net_arch"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=dict(pi=[-3]))), "net_arch"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=dict(q=[3]))), "net_arch"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(activation_fn="swoosh")), "activation_fn"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(distance="l1"))), "distance"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(normalization="x"))), "normalization"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(local_lr=0))), "local_lr"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(guidance_coef=-0.1))), "guidance_coef"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(lr=1e-3))), "pdm_kwargs"),
+        (lambda: PDMPolicy(spaces.Box(-1, 1, (2,)), spaces.Tuple([spaces.Discrete(2)] * 2), lambda _: 1e-3), "action space"),
+        (lambda: PDMPolicy(spaces.Tuple([spaces.Discrete(2)] * 2), spaces.Discrete(2), lambda _: 1e-3), "observation space"),
+        (lambda: PPO(CnnPDMPolicy, "CartPole-v1"), "image"),
+        (lambda: PPO(MultiInputPDMPolicy, "CartPole-v1"), "Dict"),
+        (lambda: DQN(PDMPolicy, "CartPole-v1"), "q_net"),
+        (lambda: SAC(PDMPolicy, "Pendulum-v1"), "actor"),
+        (lambda: RecurrentPPO(PDMPolicy, "CartPole-v1"), "RecurrentPPO"),
+    ],
+)
+def test_bad_input_raises_clear_errors(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_dict_observations_need_the_multi_input_policy():
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    with pytest.raises(ValueError, match="MultiInputPDMPolicy"):
+        PPO(PDMPolicy, SimpleMultiObsEnv())
+
+
+def test_pdm_extractor_alone_with_stock_policy():
+    model = A2C(
+        "MlpPolicy",
+        IdentityEnvBox(ep_length=10),
+        policy_kwargs=dict(features_extractor_class=PDMMlpFeaturesExtractor, features_extractor_kwargs=dict(net_arch=[16])),
+        rollout_buffer_class=PDMRolloutBuffer,
+        n_steps=32,
+        seed=0,
+    )
+    extractor_before = pdm_params(model.policy)
+    model.learn(128)
+    assert none_equal(extractor_before, pdm_params(model.policy))
+
+
+def test_nan_minibatch_leaves_pdm_params_finite():
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, seed=0)
+    obs = th.randn(32, 4)
+    obs[5, 1] = float("nan")
+    model.policy.set_training_mode(True)
+    before = pdm_params(model.policy)
+    # Through the trunks only: the heads' distribution itself rejects NaN logits, as in stock SB3.
+    model.policy.mlp_extractor(obs)
+    after = pdm_params(model.policy)
+    assert all(layer.pop_diagnostics()["skipped"] == 1 for layer in model.policy.mlp_extractor.modules() if isinstance(layer, PDMLayer))
+    assert all_equal(before, after)
+    assert all(th.isfinite(p).all() for p in after.values())
+
+
+def test_gym_env_instance_and_seed_determinism():
+    def run():
+        model = PPO(PDMPolicy, gym.make("CartPole-v1"), n_steps=64, batch_size=32, n_epochs=2, seed=3)
+        model.learn(128)
+        return pdm_params(model.policy)
+
+    assert all_equal(run(), run())

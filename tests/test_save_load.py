@@ -1,0 +1,68 @@
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import A2C, PPO
+
+from sb3_pdm import PDMCallback, PDMLayer, PDMPolicy
+from tests.conftest import all_equal, pdm_params
+
+KWARGS = {PPO: dict(n_steps=64, batch_size=32, n_epochs=2), A2C: dict(n_steps=16)}
+
+
+def _tensors(policy):
+    return {k: v for k, v in policy.state_dict().items() if isinstance(v, th.Tensor)}
+
+
+def _local_optimizer_states(policy):
+    return [m.optimizer.state_dict()["state"] for m in policy.modules() if isinstance(m, PDMLayer)]
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C])
+def test_save_load_restores_everything(tmp_path, algo):
+    model = algo(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[16, 16]), **KWARGS[algo])
+    model.learn(256, callback=PDMCallback())
+    obs = np.stack([model.observation_space.sample() for _ in range(10)])
+    actions, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model")
+
+    loaded = algo.load(tmp_path / "model")
+    assert isinstance(loaded.policy, PDMPolicy)
+    assert loaded.policy.pdm_config == model.policy.pdm_config
+    assert all_equal(pdm_params(model.policy), pdm_params(loaded.policy))
+    assert all_equal(_tensors(model.policy), _tensors(loaded.policy))
+    np.testing.assert_array_equal(actions, loaded.predict(obs, deterministic=True)[0])
+    for original, restored in zip(_local_optimizer_states(model.policy), _local_optimizer_states(loaded.policy)):
+        assert original.keys() == restored.keys() and original
+        for key in original:
+            assert th.equal(original[key]["exp_avg_sq"], restored[key]["exp_avg_sq"])
+            assert th.equal(th.as_tensor(original[key]["step"]), th.as_tensor(restored[key]["step"]))
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C])
+def test_resumed_training_matches_uninterrupted_training(tmp_path, algo):
+    model = algo(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[16, 16]), **KWARGS[algo])
+    model.learn(128, callback=PDMCallback())
+    model.save(tmp_path / "model")
+    loaded = algo.load(tmp_path / "model", env=model.get_env())
+    # Same rollout data and the same random state: training must continue identically.
+    loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
+    loaded.set_logger(model.logger)
+    for run in (model, loaded):
+        th.manual_seed(123)
+        np.random.seed(123)
+        run.train()
+    assert all_equal(_tensors(model.policy), _tensors(loaded.policy))
+    assert all_equal(pdm_params(model.policy), pdm_params(loaded.policy))
+
+
+def test_policy_save_and_load(tmp_path):
+    model = PPO(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[8], pdm_kwargs=dict(local_lr=1e-3)), n_steps=64)
+    model.learn(64)
+    model.policy.save(tmp_path / "policy.pth")
+    policy = PDMPolicy.load(tmp_path / "policy.pth")
+    assert policy.pdm_config.local_lr == 1e-3
+    assert all_equal(pdm_params(model.policy), pdm_params(policy))
+    obs = np.stack([model.observation_space.sample() for _ in range(5)])
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], policy.predict(obs, deterministic=True)[0])
