@@ -1,0 +1,1 @@
+"""Benchmarks: returns and stability against stock SB3 (``python -m sb3_pdm.benchmark``), memory and speed (``python -m sb3_pdm.benchmark.memory``)."""

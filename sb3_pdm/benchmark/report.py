@@ -1,0 +1,154 @@
+"""Aggregate benchmark runs: ``summary.json``, ``summary.md`` and learning-curve plots, generated from the runs."""
+
+import glob
+import json
+import os
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def load_runs(runs_dir: str) -> list[dict[str, Any]]:
+    """Every finished run (an ``evaluations.json``) under ``runs_dir``."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(runs_dir, "**", "evaluations.json"), recursive=True)):
+        with open(path) as file:
+            records.append(json.load(file))
+    return records
+
+
+def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """
+    Interquartile mean (the 25%-trimmed mean, as rliable's ``aggregate_iqm``) of final returns and its 95%
+    percentile-bootstrap CI over runs (rliable's stratified bootstrap for a single task). With one run the CI is
+    that run's value.
+    """
+    scores = np.asarray(scores, dtype=float)
+    iqm = float(stats.trim_mean(scores, 0.25))
+    if len(scores) < 2 or np.all(scores == scores[0]):
+        return iqm, iqm, iqm
+    result = stats.bootstrap(
+        (scores,), lambda x, axis: stats.trim_mean(x, 0.25, axis=axis), n_resamples=reps, method="percentile", random_state=seed
+    )
+    return iqm, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per env x algo x method: final-return statistics, stability and wall-clock."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        spec = record["spec"]
+        groups[(spec["env"], spec["algo"], spec["method"])].append(record)
+    rows = []
+    for (env, algo, method), runs in sorted(groups.items()):
+        finals = np.array([run["final"] for run in runs])
+        iqm, low, high = iqm_with_ci(finals)
+        rows.append(
+            dict(
+                env=env,
+                algo=algo,
+                method=method,
+                n_seeds=len(runs),
+                budget=max(run["budget"] for run in runs),
+                mean=float(finals.mean()),
+                std=float(finals.std()),
+                iqm=iqm,
+                iqm_ci_low=low,
+                iqm_ci_high=high,
+                # Within-run stability: how far each run ends below its own best evaluation.
+                drop_from_best=float(np.mean([max(r["mean"] for r in run["curve"]) - run["final"] for run in runs])),
+                sec_per_1k_steps=float(np.mean([run["sec_per_1k_steps"] for run in runs])),
+            )
+        )
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """Results table, with PDM-variant / backprop ratios of IQM, across-seed std and wall-clock."""
+    reference = {(r["env"], r["algo"]): r for r in rows if r["method"] == "backprop"}
+    lines = [
+        "| env | algo | method | seeds | budget | final mean ± std | IQM [95% CI] | IQM / BP | std / BP "
+        "| drop from best | s / 1k steps | time / BP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b not in (0.0,) and np.isfinite(a / b) else "n/a"
+
+    for row in rows:
+        bp = reference.get((row["env"], row["algo"]))
+        vs_bp = bp is not None and row["method"] != "backprop"
+        lines.append(
+            f"| {row['env']} | {row['algo']} | {row['method']} | {row['n_seeds']} | {row['budget']:,} "
+            f"| {row['mean']:.1f} ± {row['std']:.1f} | {row['iqm']:.1f} [{row['iqm_ci_low']:.1f}, {row['iqm_ci_high']:.1f}] "
+            f"| {ratio(row['iqm'], bp['iqm']) if vs_bp else ''} | {ratio(row['std'], bp['std']) if vs_bp else ''} "
+            f"| {row['drop_from_best']:.1f} | {row['sec_per_1k_steps']:.2f} "
+            f"| {ratio(row['sec_per_1k_steps'], bp['sec_per_1k_steps']) if vs_bp else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
+    """One PNG per env x algo: mean evaluation return over timesteps per method, with a 95% band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        spec = record["spec"]
+        groups[(spec["env"], spec["algo"])][spec["method"]].append(record["curve"])
+    paths = []
+    for (env, algo), methods in sorted(groups.items()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method, curves in sorted(methods.items()):
+            length = min(len(c) for c in curves)
+            steps = np.array([row["timesteps"] for row in curves[0][:length]])
+            values = np.array([[row["mean"] for row in c[:length]] for c in curves])
+            mean = values.mean(axis=0)
+            half = 1.96 * values.std(axis=0) / np.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
+            ax.plot(steps, mean, label=f"{method} ({len(curves)} seeds)")
+            ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+        ax.set(title=f"{algo.upper()} on {env}", xlabel="timesteps", ylabel="evaluation return")
+        ax.legend()
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"curves_{env}_{algo}.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list[dict[str, Any]]:
+    """
+    Write ``summary.json``, ``summary.md`` and the plots into ``out_dir`` from the runs in ``runs_dir``; optionally
+    replace the results section of ``readme`` (between its ``results`` markers) with the table.
+
+    :return: The summary rows.
+    """
+    records = load_runs(runs_dir)
+    rows = summarize(records)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "summary.json"), "w") as file:
+        json.dump(rows, file, indent=1)
+    table = markdown(rows)
+    plots = plot_curves(records, out_dir)
+    body = table + "\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})" for p in plots) + "\n"
+    with open(os.path.join(out_dir, "summary.md"), "w") as file:
+        file.write("# Benchmark results\n\nGenerated by `python -m sb3_pdm.benchmark` from the runs in this folder.\n\n" + body)
+    if readme is not None:
+        with open(readme) as file:
+            text = file.read()
+        if README_START not in text or README_END not in text:
+            raise ValueError(f"{readme} has no '{README_START}' ... '{README_END}' section to fill")
+        head, rest = text.split(README_START, 1)
+        _, tail = rest.split(README_END, 1)
+        images = "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, os.path.dirname(os.path.abspath(readme)))})" for p in plots)
+        with open(readme, "w") as file:
+            file.write(f"{head}{README_START}\n{table}\n{images}\n{README_END}{tail}")
+    return rows

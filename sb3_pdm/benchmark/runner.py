@@ -1,0 +1,150 @@
+"""One benchmark run: train one method on one env with one algorithm and seed, evaluating periodically."""
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from sb3_pdm.benchmark.zoo_hyperparams import algo_kwargs, normalize_kwargs, zoo_entry
+from sb3_pdm.callbacks import PDMCallback
+from sb3_pdm.layers import pdm_layers
+from sb3_pdm.policies import PDMPolicy
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C}
+
+#: Methods by name: stock SB3 (backprop), PDM with its defaults, the frozen-random-features control, and variants.
+METHODS: dict[str, dict[str, Any]] = {
+    "backprop": {},
+    "pdm": {"pdm_kwargs": {}},
+    "frozen": {"pdm_kwargs": {}, "frozen": True},
+    "pdm-noguide": {"pdm_kwargs": {"guidance_coef": 0.0}},
+    "pdm-wide": {"pdm_kwargs": {}, "net_arch": [256, 256]},
+}
+
+
+@dataclass
+class RunSpec:
+    """
+    What one run trains and how it is evaluated.
+
+    :param env: Gymnasium env id.
+    :param algo: ``ppo`` or ``a2c``.
+    :param method: A key of :data:`METHODS`.
+    :param seed: Seed of training and evaluation envs.
+    :param budget: Training timesteps (``None``: the zoo's ``n_timesteps``).
+    :param n_evals: Number of evaluations spread over the budget (the last one at the end).
+    :param eval_episodes: Deterministic episodes per evaluation.
+    """
+
+    env: str
+    algo: str
+    method: str
+    seed: int
+    budget: int | None = None
+    n_evals: int = 10
+    eval_episodes: int = 10
+
+    @property
+    def name(self) -> str:
+        return os.path.join(self.env, self.algo, self.method, f"seed_{self.seed}")
+
+
+def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback], int]:
+    """The model, its evaluation env, the callbacks it trains with, and its budget, from the zoo's hyperparameters."""
+    if spec.algo not in ALGOS:
+        raise ValueError(f"Unknown algo '{spec.algo}', expected one of {sorted(ALGOS)}")
+    if spec.method not in METHODS:
+        raise ValueError(f"Unknown method '{spec.method}', expected one of {sorted(METHODS)}")
+    entry = zoo_entry(spec.algo, spec.env)
+    kwargs = algo_kwargs(entry)
+    budget = int(spec.budget or entry["n_timesteps"])
+    env = make_vec_env(spec.env, n_envs=entry.get("n_envs", 1), seed=spec.seed)
+    eval_env = make_vec_env(spec.env, n_envs=1, seed=spec.seed + 10_000)
+    norm = normalize_kwargs(entry)
+    if norm is not None:
+        env = VecNormalize(env, **norm)
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **{k: v for k, v in norm.items() if k != "norm_reward"})
+    method = METHODS[spec.method]
+    callbacks: list[BaseCallback] = []
+    policy: Any = "MlpPolicy"
+    if "pdm_kwargs" in method:
+        policy = PDMPolicy
+        policy_kwargs = dict(kwargs.pop("policy_kwargs", {}), pdm_kwargs=method["pdm_kwargs"])
+        if "net_arch" in method:
+            policy_kwargs["net_arch"] = method["net_arch"]
+        kwargs["policy_kwargs"] = policy_kwargs
+        callbacks.append(PDMCallback())
+    model = ALGOS[spec.algo](policy, env, seed=spec.seed, device="cpu", **kwargs)
+    if method.get("frozen"):
+        for layer in pdm_layers(model.policy):
+            layer.local_learning = False
+    return model, eval_env, callbacks, budget
+
+
+class _PeriodicEvaluation(BaseCallback):
+    """Deterministic evaluation every ``eval_every`` steps; its time is kept out of the training time."""
+
+    def __init__(self, eval_env: VecEnv, eval_every: int, n_episodes: int) -> None:
+        super().__init__()
+        self.eval_env, self.eval_every, self.n_episodes = eval_env, eval_every, n_episodes
+        self.next_eval = eval_every
+        self.rows: list[dict[str, float]] = []
+        self.eval_seconds = 0.0
+
+    def evaluate(self) -> None:
+        start = time.perf_counter()
+        if isinstance(self.eval_env, VecNormalize):
+            self.eval_env.obs_rms = self.model.get_vec_normalize_env().obs_rms  # type: ignore[union-attr]
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, return_episode_rewards=True)
+        self.rows.append(dict(timesteps=self.num_timesteps, mean=float(np.mean(returns)), std=float(np.std(returns))))
+        self.eval_seconds += time.perf_counter() - start
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.eval_every
+            self.evaluate()
+        return True
+
+
+def run(spec: RunSpec, out_dir: str) -> dict[str, Any]:
+    """
+    Train and evaluate one run; write ``evaluations.json`` (curve, final return, timing) into its folder.
+
+    :param spec: The run.
+    :param out_dir: Root folder of the runs; the run writes into ``out_dir/spec.name``.
+    :return: The written record.
+    """
+    th.set_num_threads(1)
+    model, eval_env, callbacks, budget = make_model(spec)
+    evaluation = _PeriodicEvaluation(eval_env, max(budget // spec.n_evals, 1), spec.eval_episodes)
+    start = time.perf_counter()
+    model.learn(budget, callback=CallbackList([*callbacks, evaluation]))
+    if not evaluation.rows or evaluation.rows[-1]["timesteps"] < model.num_timesteps:
+        evaluation.evaluate()
+    train_seconds = time.perf_counter() - start - evaluation.eval_seconds
+    record = dict(
+        spec=asdict(spec),
+        budget=budget,
+        timesteps=model.num_timesteps,
+        curve=evaluation.rows,
+        final=evaluation.rows[-1]["mean"],
+        train_seconds=train_seconds,
+        sec_per_1k_steps=1000.0 * train_seconds / model.num_timesteps,
+    )
+    folder = os.path.join(out_dir, spec.name)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "evaluations.json.tmp"), "w") as file:
+        json.dump(record, file, indent=1)
+    # Written last and atomically: its presence marks the run as done.
+    os.replace(os.path.join(folder, "evaluations.json.tmp"), os.path.join(folder, "evaluations.json"))
+    return record

@@ -1,0 +1,55 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sb3_pdm.benchmark.__main__ import main, parse_args
+from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, summarize
+from sb3_pdm.benchmark.runner import RunSpec, make_model
+from sb3_pdm.layers import pdm_layers
+
+TINY = ["--budget", "128", "--n-evals", "2", "--eval-episodes", "1", "--workers", "2"]
+
+
+def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{README_START}\nold\n{README_END}\nend\n")
+    args = ["--envs", "CartPole-v1", "--algos", "ppo", "a2c", "--out", str(tmp_path), "--readme", str(readme), *TINY]
+    main(args)
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    assert {(r["algo"], r["method"]) for r in rows} == {(a, m) for a in ("ppo", "a2c") for m in ("backprop", "pdm", "frozen")}
+    for row in rows:
+        for key in ("env", "n_seeds", "budget", "mean", "std", "iqm", "iqm_ci_low", "iqm_ci_high", "sec_per_1k_steps"):
+            assert key in row
+    record = json.loads((tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json").read_text())
+    assert len(record["curve"]) >= 2 and record["timesteps"] >= 128
+    assert (tmp_path / "curves_CartPole-v1_ppo.png").exists() and (tmp_path / "summary.md").exists()
+    text = readme.read_text()
+    assert "old" not in text and "| CartPole-v1 | ppo | pdm |" in text and text.endswith("end\n")
+
+    mtime = os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json")
+    main(args)
+    assert "6 already done, 0 to go" in capsys.readouterr().out
+    assert os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json") == mtime
+
+
+def test_frozen_control_does_not_learn_locally():
+    model, _, callbacks, budget = make_model(RunSpec("CartPole-v1", "ppo", "frozen", 0, budget=128))
+    assert budget == 128 and callbacks
+    before = [p.detach().clone() for layer in pdm_layers(model.policy) for p in layer.parameters()]
+    model.learn(256, callback=callbacks)
+    after = [p.detach() for layer in pdm_layers(model.policy) for p in layer.parameters()]
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(before, after))
+
+
+def test_iqm_and_bad_arguments():
+    iqm, low, high = iqm_with_ci(np.array([0.0, 10.0, 10.0, 10.0, 10.0, 100.0, 10.0, 10.0]))
+    assert iqm == 10.0 and low <= iqm <= high
+    assert summarize([]) == []
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "0"])
+    with pytest.raises(SystemExit):
+        parse_args(["--methods", "sgd"])
+    with pytest.raises(ValueError, match="no ppo hyperparameters"):
+        make_model(RunSpec("NoSuchEnv-v0", "ppo", "pdm", 0))
