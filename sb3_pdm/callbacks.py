@@ -60,7 +60,9 @@ class PDMCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         if not isinstance(self.model, OnPolicyAlgorithm):
-            raise TypeError(f"PDMCallback serves on-policy algorithms (PPO, A2C, TRPO, MaskablePPO), got {type(self.model).__name__}")
+            raise TypeError(
+                f"PDMCallback serves on-policy algorithms (PPO, A2C, TRPO, MaskablePPO), got {type(self.model).__name__}"
+            )
         if not pdm_layers(self.model.policy):
             raise ValueError(f"PDMCallback needs a policy with PDM layers, got {type(self.model.policy).__name__}")
         enable_guidance(self.model.rollout_buffer)

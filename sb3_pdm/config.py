@@ -94,7 +94,9 @@ class PDMConfig:
         if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) or self.local_steps <= 0:
             raise ValueError(f"local_steps must be a positive integer, got {self.local_steps!r}")
         if isinstance(self.max_pair_samples, bool) or not isinstance(self.max_pair_samples, int) or self.max_pair_samples < 2:
-            raise ValueError(f"max_pair_samples must be an integer >= 2 (samples that form pairs), got {self.max_pair_samples!r}")
+            raise ValueError(
+                f"max_pair_samples must be an integer >= 2 (samples that form pairs), got {self.max_pair_samples!r}"
+            )
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:

@@ -56,7 +56,9 @@ class PDMMlpFeaturesExtractor(BaseFeaturesExtractor):
             raise ValueError("net_arch must hold at least one width for PDMMlpFeaturesExtractor")
         super().__init__(observation_space, net_arch[-1])
         self.flatten = nn.Flatten()
-        self.mlp = build_pdm_mlp(get_flattened_obs_dim(observation_space), net_arch, resolve_activation(activation_fn), make_config(pdm_kwargs))
+        self.mlp = build_pdm_mlp(
+            get_flattened_obs_dim(observation_space), net_arch, resolve_activation(activation_fn), make_config(pdm_kwargs)
+        )
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.mlp(self.flatten(observations))
@@ -82,7 +84,10 @@ class PDMNatureCNN(BaseFeaturesExtractor):
         activation_fn: str | type[nn.Module] = nn.ReLU,
         pdm_kwargs: PDMConfig | dict[str, Any] | None = None,
     ) -> None:
-        if not (isinstance(observation_space, spaces.Box) and is_image_space(observation_space, check_channels=False, normalized_image=normalized_image)):
+        if not (
+            isinstance(observation_space, spaces.Box)
+            and is_image_space(observation_space, check_channels=False, normalized_image=normalized_image)
+        ):
             raise ValueError(
                 f"PDMNatureCNN needs an image observation space (channel-first Box, uint8 in [0, 255] unless "
                 f"normalized_image=True), got {observation_space}. Use PDMPolicy for vector observations."

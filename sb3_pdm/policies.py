@@ -104,8 +104,12 @@ class PDMActorCriticMixin:
     @staticmethod
     def _check_observation_space(observation_space: spaces.Space, features_extractor_class: type) -> None:
         if isinstance(observation_space, spaces.Dict) and features_extractor_class is FlattenExtractor:
-            raise ValueError("Dict observation spaces need MultiInputPDMPolicy (features_extractor_class=PDMCombinedExtractor)")
-        if not isinstance(observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)):
+            raise ValueError(
+                "Dict observation spaces need MultiInputPDMPolicy (features_extractor_class=PDMCombinedExtractor)"
+            )
+        if not isinstance(
+            observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
+        ):
             raise ValueError(
                 f"Unsupported observation space {observation_space}: PDM policies accept Box, Discrete, "
                 "MultiDiscrete, MultiBinary (PDMPolicy, CnnPDMPolicy) and Dict (MultiInputPDMPolicy)"
@@ -124,7 +128,19 @@ class PDMActorCriticMixin:
         super()._build(lr_schedule)  # type: ignore[misc]
         # The algorithm's optimizer holds the head parameters only: PDM layers have their own local optimizers.
         self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
-            self.head_parameters(), lr=lr_schedule(1), **self.optimizer_kwargs  # type: ignore[attr-defined]
+            self.head_parameters(),
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,  # type: ignore[attr-defined]
+        )
+        # Guidance role of each PDM layer, fixed once the networks exist (read on every training minibatch).
+        trunk = self.mlp_extractor
+        actor = [] if trunk.share_trunk else pdm_layers(trunk.policy_net)
+        critic = [] if trunk.share_trunk else pdm_layers(trunk.value_net)
+        role_ids = {id(layer) for layer in actor + critic}
+        self._guidance_roles: tuple[list[PDMLayer], list[PDMLayer], list[PDMLayer]] = (
+            actor,
+            critic,
+            [layer for layer in pdm_layers(self) if id(layer) not in role_ids],  # type: ignore[arg-type]
         )
 
     def head_parameters(self) -> list[nn.Parameter]:
@@ -156,7 +172,8 @@ class PDMActorCriticMixin:
     @contextmanager
     def _guided(self, obs: PyTorchObs) -> Iterator[None]:
         """Give each PDM layer the guidance signal of its role for the duration of one training forward pass."""
-        layers = pdm_layers(self)  # type: ignore[arg-type]
+        actor_layers, critic_layers, shared_layers = self._guidance_roles
+        layers = actor_layers + critic_layers + shared_layers
         if not (self.training and th.is_grad_enabled()) or not layers or self.pdm_config.guidance_coef == 0:  # type: ignore[attr-defined]
             yield
             return
@@ -175,14 +192,12 @@ class PDMActorCriticMixin:
             return
         critic = _standardize(signals.returns.flatten())[:, None]
         actor = self._actor_signal(signals)
-        trunk = self.mlp_extractor
-        roles = {id(layer): critic for layer in pdm_layers(trunk.value_net)}
-        roles.update({id(layer): actor for layer in pdm_layers(trunk.policy_net)})
-        shared = th.cat([critic, actor], dim=1)
+        # Shared trunks and features extractors serve both heads: they get both signals.
+        assignments = [(actor_layers, actor), (critic_layers, critic), (shared_layers, th.cat([critic, actor], dim=1))]
         try:
-            for layer in layers:
-                # Shared trunks and features extractors serve both heads: they get both signals.
-                layer.set_guidance(shared if trunk.share_trunk else roles.get(id(layer), shared))
+            for group, signal in assignments:
+                for layer in group:
+                    layer.set_guidance(signal)
             yield
         finally:
             for layer in layers:
@@ -286,4 +301,6 @@ class MultiInputPDMPolicy(PDMPolicy):
     ) -> None:
         if not isinstance(observation_space, spaces.Dict):
             raise ValueError(f"MultiInputPDMPolicy needs a Dict observation space, got {observation_space}: use PDMPolicy")
-        super().__init__(observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs)
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )

@@ -109,7 +109,11 @@ def test_nan_minibatch_leaves_pdm_params_finite():
     # Through the trunks only: the heads' distribution itself rejects NaN logits, as in stock SB3.
     model.policy.mlp_extractor(obs)
     after = pdm_params(model.policy)
-    assert all(layer.pop_diagnostics()["skipped"] == 1 for layer in model.policy.mlp_extractor.modules() if isinstance(layer, PDMLayer))
+    assert all(
+        layer.pop_diagnostics()["skipped"] == 1
+        for layer in model.policy.mlp_extractor.modules()
+        if isinstance(layer, PDMLayer)
+    )
     assert all_equal(before, after)
     assert all(th.isfinite(p).all() for p in after.values())
 

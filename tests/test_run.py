@@ -46,7 +46,13 @@ def test_cnn(algo, discrete):
 @pytest.mark.parametrize("algo", ALGOS)
 def test_dict_observations(algo):
     env = SimpleMultiObsEnv(random_start=False)
-    _learn(algo, MultiInputPDMPolicy, env, steps=128, policy_kwargs=dict(net_arch=[16], features_extractor_kwargs=dict(cnn_output_dim=8)))
+    _learn(
+        algo,
+        MultiInputPDMPolicy,
+        env,
+        steps=128,
+        policy_kwargs=dict(net_arch=[16], features_extractor_kwargs=dict(cnn_output_dim=8)),
+    )
 
 
 def test_progress_bar_and_sde():

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         if row["env"] in args.envs and row["algo"] in args.algos and row["method"] in args.methods:
             print(
                 f"{row['env']:<16} {row['algo']:<4} {row['method']:<12} final return {row['mean']:8.1f} ± {row['std']:6.1f} "
-                f"(IQM {row['iqm']:.1f}, {row['n_seeds']} seeds, {row['budget']:,} steps, {row['sec_per_1k_steps']:.2f} s/1k steps)"
+                f"(IQM {row['iqm']:.1f}, {row['n_seeds']} seeds, {row['budget']:,} steps, "
+                f"{row['sec_per_1k_steps']:.2f} s/1k steps)"
             )
     print(f"\nSummary: {os.path.join(args.out, 'summary.md')}")
 

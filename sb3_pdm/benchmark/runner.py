@@ -73,7 +73,9 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
     norm = normalize_kwargs(entry)
     if norm is not None:
         env = VecNormalize(env, **norm)
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **{k: v for k, v in norm.items() if k != "norm_reward"})
+        eval_env = VecNormalize(
+            eval_env, training=False, norm_reward=False, **{k: v for k, v in norm.items() if k != "norm_reward"}
+        )
     method = METHODS[spec.method]
     callbacks: list[BaseCallback] = []
     policy: Any = "MlpPolicy"

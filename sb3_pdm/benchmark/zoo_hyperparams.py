@@ -3,12 +3,11 @@
 import os
 from typing import Any
 
+import rl_zoo3
 import torch as th
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
-
-import rl_zoo3
 
 # Keys of a zoo entry that configure the environment or the run, not the algorithm.
 _RUN_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_wrapper", "frame_stack", "callback", "vec_env_wrapper")
