@@ -81,7 +81,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     ]
 
     def ratio(a: float, b: float) -> str:
-        return f"{a / b:.2f}" if b not in (0.0,) and np.isfinite(a / b) else "n/a"
+        # A ratio to a non-positive reference (e.g. negative returns) has no meaning.
+        return f"{a / b:.2f}" if b > 0 else "n/a"
 
     for row in rows:
         bp = reference.get((row["env"], row["algo"]))
