@@ -74,10 +74,12 @@ class PDMActorCriticMixin:
         features_extractor_kwargs: dict[str, Any] | None = None,
         pdm_kwargs: PDMConfig | dict[str, Any] | None = None,
         share_trunk: bool = False,
+        skip_to_heads: bool = False,
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
         self.share_trunk = share_trunk
+        self.skip_to_heads = skip_to_heads
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
         if not isinstance(action_space, _SUPPORTED_ACTIONS):
@@ -122,6 +124,7 @@ class PDMActorCriticMixin:
             self.activation_fn,  # type: ignore[attr-defined]
             self.pdm_config,
             self.share_trunk,
+            self.skip_to_heads,
         )
 
     def _build(self, lr_schedule: Any) -> None:
@@ -150,7 +153,7 @@ class PDMActorCriticMixin:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(pdm_kwargs=self.pdm_config.to_dict(), share_trunk=self.share_trunk)
+        data.update(pdm_kwargs=self.pdm_config.to_dict(), share_trunk=self.share_trunk, skip_to_heads=self.skip_to_heads)
         return data
 
     # --- reward-driven guidance -------------------------------------------------------------------------------
@@ -250,6 +253,7 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
     :param features_extractor_kwargs: Its keyword arguments.
     :param pdm_kwargs: Local learning options, see :class:`sb3_pdm.PDMConfig`.
     :param share_trunk: One trunk for actor and critic (``net_arch`` a list).
+    :param skip_to_heads: The heads read the features extractor's output next to the last PDM layer's.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

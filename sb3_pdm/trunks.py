@@ -27,6 +27,8 @@ class PDMMlpExtractor(nn.Module):
     :param activation_fn: Activation class (or name).
     :param config: Local learning options.
     :param share_trunk: One trunk for actor and critic (``net_arch`` must then be a list).
+    :param skip_to_heads: The heads read the trunk's input next to its output (a dense skip connection): the linear
+        heads then see the raw features as well as the PDM features.
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class PDMMlpExtractor(nn.Module):
         activation_fn: str | type[nn.Module],
         config: PDMConfig,
         share_trunk: bool = False,
+        skip_to_heads: bool = False,
     ) -> None:
         super().__init__()
         activation_fn = resolve_activation(activation_fn)
@@ -55,18 +58,26 @@ class PDMMlpExtractor(nn.Module):
         self.share_trunk = share_trunk
         self.policy_net = build_pdm_mlp(feature_dim, pi_arch, activation_fn, config)
         self.value_net = self.policy_net if share_trunk else build_pdm_mlp(feature_dim, vf_arch, activation_fn, config)
-        self.latent_dim_pi = pi_arch[-1] if pi_arch else feature_dim
-        self.latent_dim_vf = vf_arch[-1] if vf_arch else feature_dim
+        self.skip_to_heads = skip_to_heads
+        skip = feature_dim if skip_to_heads and (pi_arch or vf_arch) else 0
+        self.latent_dim_pi = (pi_arch[-1] + skip) if pi_arch else feature_dim
+        self.latent_dim_vf = (vf_arch[-1] + skip) if vf_arch else feature_dim
+
+    def _head_input(self, features: th.Tensor, net: nn.Sequential) -> th.Tensor:
+        latent = net(features)
+        if self.skip_to_heads and len(net) > 0:
+            return th.cat([features, latent], dim=1)
+        return latent
 
     def forward(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         if self.share_trunk:
             # One pass, so the shared layers take one local step per batch.
-            latent = self.policy_net(features)
+            latent = self._head_input(features, self.policy_net)
             return latent, latent
         return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features: th.Tensor) -> th.Tensor:
-        return self.policy_net(features)
+        return self._head_input(features, self.policy_net)
 
     def forward_critic(self, features: th.Tensor) -> th.Tensor:
-        return self.value_net(features)
+        return self._head_input(features, self.value_net)

@@ -125,3 +125,17 @@ def test_gym_env_instance_and_seed_determinism():
         return pdm_params(model.policy)
 
     assert all_equal(run(), run())
+
+
+def test_skip_to_heads_feeds_raw_features_and_keeps_hidden_layers_local(tmp_path):
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[16], skip_to_heads=True), n_steps=64, seed=0)
+    assert model.policy.mlp_extractor.latent_dim_pi == 16 + 4
+    assert model.policy.action_net.in_features == 20 and model.policy.value_net.in_features == 20
+    model.learn(64)
+    model.save(tmp_path / "model")
+    assert PPO.load(tmp_path / "model").policy.skip_to_heads
+    obs = th.randn(8, 4)
+    model.policy.set_training_mode(True)
+    _, log_prob, _ = model.policy.evaluate_actions(obs, th.zeros(8, dtype=th.long))
+    log_prob.sum().backward()
+    assert all(p.grad is None for m in model.policy.modules() if isinstance(m, PDMLayer) for p in m.parameters())

@@ -29,6 +29,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "frozen": {"pdm_kwargs": {}, "frozen": True},
     "pdm-noguide": {"pdm_kwargs": {"guidance_coef": 0.0}},
     "pdm-wide": {"pdm_kwargs": {}, "net_arch": [256, 256]},
+    "pdm-skip": {"pdm_kwargs": {}, "skip_to_heads": True},
+    "frozen-skip": {"pdm_kwargs": {}, "skip_to_heads": True, "frozen": True},
 }
 
 
@@ -82,8 +84,9 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
     if "pdm_kwargs" in method:
         policy = PDMPolicy
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}), pdm_kwargs=method["pdm_kwargs"])
-        if "net_arch" in method:
-            policy_kwargs["net_arch"] = method["net_arch"]
+        for option in ("net_arch", "skip_to_heads"):
+            if option in method:
+                policy_kwargs[option] = method[option]
         kwargs["policy_kwargs"] = policy_kwargs
         callbacks.append(PDMCallback())
     model = ALGOS[spec.algo](policy, env, seed=spec.seed, device="cpu", **kwargs)
