@@ -29,6 +29,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "frozen": {"pdm_kwargs": {}, "frozen": True},
     "pdm-noguide": {"pdm_kwargs": {"guidance_coef": 0.0}},
     "pdm-wide": {"pdm_kwargs": {}, "net_arch": [256, 256]},
+    "pdm-slow": {"pdm_kwargs": {"local_lr": 3e-5}},
     "pdm-skip": {"pdm_kwargs": {}, "skip_to_heads": True},
     "frozen-skip": {"pdm_kwargs": {}, "skip_to_heads": True, "frozen": True},
 }
