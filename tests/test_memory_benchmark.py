@@ -62,6 +62,13 @@ def test_quick_memory_benchmark(tmp_path, capsys):
     )
     assert unbounded > 1.5 * bounded
 
+    # The README section is rebuilt from the stored rows, measuring nothing.
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- memory:start -->\nold\n<!-- memory:end -->\nb\n")
+    main(["--from-json", "--quick", "--out", str(tmp_path), "--readme", str(readme)])
+    text = readme.read_text()
+    assert "old" not in text and "PDM peak saved bytes growth" in text and text.endswith("b\n")
+
 
 def test_bad_arguments():
     with pytest.raises(SystemExit):

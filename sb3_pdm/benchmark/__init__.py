@@ -1,1 +1,4 @@
-"""Benchmarks: returns and stability against stock SB3 (``python -m sb3_pdm.benchmark``), memory and speed (``python -m sb3_pdm.benchmark.memory``)."""
+"""
+Benchmarks: returns and stability against stock SB3 (``python -m sb3_pdm.benchmark``), memory and speed of one
+update (``python -m sb3_pdm.benchmark.memory``).
+"""

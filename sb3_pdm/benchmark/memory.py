@@ -44,6 +44,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
 from torch import nn
 
+from sb3_pdm.benchmark.report import replace_readme_section
 from sb3_pdm.guidance import GuidanceSignals, attach_signals
 from sb3_pdm.policies import CnnPDMPolicy, PDMPolicy
 
@@ -493,6 +494,8 @@ def _format_check(check: dict[str, Any]) -> str:
     return f"| {check['name']} | {text} | {check['target']} | {verdict} | {check['detail']} |"
 
 
+README_MEMORY_START, README_MEMORY_END = "<!-- memory:start -->", "<!-- memory:end -->"
+
 SWEEP_TITLES = {
     "depth": "Depth (hidden layers per trunk; actor and critic trunks each)",
     "width": "Width",
@@ -594,6 +597,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="sweeps to run")
     parser.add_argument("--repeats", type=int, default=None, help="timed updates per policy (default: the grid's)")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results", "memory"), help="output folder")
+    parser.add_argument("--from-json", action="store_true", help="measure nothing: rebuild the reports from OUT/memory.json")
+    parser.add_argument("--readme", default=None, help="also write the target checks into this README's memory section")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats <= 0:
         parser.error("--repeats must be positive")
@@ -608,13 +613,22 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     grid = QUICK_GRID if args.quick else FULL_GRID
     if args.repeats is not None:
         grid = Grid(**{**vars(grid), "repeats": args.repeats})
-    rows = run_grid(grid, device, tuple(args.kinds))
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "memory.json"), "w") as file:
-        json.dump(rows, file, indent=2)
+    if args.from_json:
+        with open(os.path.join(args.out, "memory.json")) as file:
+            rows = json.load(file)
+    else:
+        rows = run_grid(grid, device, tuple(args.kinds))
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "memory.json"), "w") as file:
+            json.dump(rows, file, indent=2)
     with open(os.path.join(args.out, "memory.md"), "w") as file:
         file.write(markdown(rows, grid))
     plot(rows, os.path.join(args.out, "memory.png"))
+    if args.readme is not None:
+        table = ["| check | value | target | result | detail |", "|---|---|---|---|---|"]
+        table += [_format_check(check) for check in checks(rows, grid)]
+        device_line = f"Device: `{rows[0]['device']}` ({rows[0]['device_name']}).\n\n" if rows else ""
+        replace_readme_section(args.readme, README_MEMORY_START, README_MEMORY_END, device_line + "\n".join(table) + "\n")
     print()
     for check in checks(rows, grid):
         print(_format_check(check).strip("| ").replace(" | ", "  |  "))
