@@ -44,3 +44,32 @@ def test_ci_runs_the_readme_test_command():
     test_line = next(line for line in README.splitlines() if line.startswith("pip install") and "[tests]" in line)
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     assert test_line in ci
+
+
+def test_zoo_commands_run(tmp_path):
+    """The README's rl_zoo3 commands as written, with a tiny budget appended (later flags win), on two seeds."""
+    block = README.split("## RL Zoo and sb3-contrib", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split() for line in block.splitlines() if line.startswith("rl_zoo3 ")]
+    assert [c[1] for c in commands] == ["train", "train", "enjoy", "all_plots", "plot_from_file"]
+    os.symlink(os.path.join(ROOT, "hyperparams"), tmp_path / "hyperparams")
+    script = os.path.join(os.path.dirname(sys.executable), "rl_zoo3")
+    tiny = ["-n", "2048", "--eval-freq", "512", "--eval-episodes", "2", "--num-threads", "1"]
+    tiny += ["-params", "n_envs:2", "n_steps:512", "n_epochs:1"]
+    runs = []
+    for command in commands:
+        if command[1] == "train":
+            runs += [command + tiny + ["--seed", str(seed)] for seed in (0, 1)]
+        elif command[1] == "enjoy":
+            runs.append(command + ["-n", "100"])
+        else:
+            runs.append(command)
+    for command in runs:
+        result = subprocess.run([script, *command[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    from stable_baselines3 import PPO
+
+    from sb3_pdm import PDMPolicy
+
+    assert isinstance(PPO.load(tmp_path / "logs/pdm/ppo/LunarLander-v3_1/LunarLander-v3.zip").policy, PDMPolicy)
+    assert not isinstance(PPO.load(tmp_path / "logs/sb3/ppo/LunarLander-v3_1/LunarLander-v3.zip").policy, PDMPolicy)
+    assert (tmp_path / "logs/lunarlander.png").exists()

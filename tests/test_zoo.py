@@ -1,0 +1,290 @@
+"""RL-Zoo integration (hyperparameter files, ``python -m sb3_pdm.zoo``) and sb3-contrib algorithms with PDM policies."""
+
+import argparse
+import contextlib
+import glob
+import io
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import rl_zoo3
+import torch as th
+import yaml
+from gymnasium import spaces
+from rl_zoo3 import hyperparams_opt
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import ALGOS
+from sb3_contrib import TRPO, MaskablePPO, RecurrentPPO
+from sb3_contrib.common.envs import InvalidActionEnvDiscrete
+from stable_baselines3 import A2C, PPO
+
+from sb3_pdm import PDMCallback, PDMPolicy
+from sb3_pdm.contrib import MaskablePDMPolicy, PDMMaskableRolloutBuffer
+from sb3_pdm.guidance import GuidanceSignals, attach_signals
+from sb3_pdm.layers import pdm_layers
+from sb3_pdm.zoo import pdm_converter, pdm_sampler, register
+from tests.conftest import all_equal, none_equal, pdm_params
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONF = {algo: os.path.join(ROOT, "hyperparams", f"{algo}.yml") for algo in ("ppo", "a2c", "trpo")}
+ZOO_CONF = os.path.join(os.path.dirname(rl_zoo3.__file__), "hyperparams")
+SB3_CLASSES = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
+
+
+def _run(command: str, *paths: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run ``python COMMAND PATHS...`` from the repository root (``COMMAND`` split on spaces); it must succeed."""
+    result = subprocess.run(
+        [sys.executable, *command.split(), *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+# --- hyperparameter files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", sorted(CONF))
+def test_entries_copy_the_zoo_and_build(algo, tmp_path):
+    with open(CONF[algo]) as file:
+        entries = yaml.safe_load(file)
+    with open(os.path.join(ZOO_CONF, f"{algo}.yml")) as file:
+        zoo = yaml.safe_load(file)
+    assert {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1", "BipedalWalker-v3"} <= set(entries)
+    for env_id, entry in entries.items():
+        assert entry["callback"] == "sb3_pdm.PDMCallback"
+        assert entry["policy"] in ("sb3_pdm.PDMPolicy", "sb3_pdm.CnnPDMPolicy")
+        # Only the policy, the callback and policy_kwargs differ from the zoo (CarRacing: no opencv resize, documented).
+        changed = {key for key in set(entry) | set(zoo[env_id]) if entry.get(key) != zoo[env_id].get(key)}
+        assert changed <= {"policy", "callback", "policy_kwargs", *(["env_wrapper"] if env_id == "CarRacing-v3" else [])}
+        # Each entry builds through the zoo's own experiment manager (one env each, to stay fast).
+        manager = ExperimentManager(
+            argparse.Namespace(),
+            algo,
+            env_id,
+            str(tmp_path),
+            n_timesteps=64,
+            eval_freq=-1,
+            hyperparams={"n_envs": 1},
+            config=CONF[algo],
+            verbose=0,
+            seed=0,
+        )
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # batch_size larger than the one-env rollout
+            model, _ = manager.setup_experiment()
+        assert isinstance(model.policy, PDMPolicy)
+        assert [type(callback) for callback in manager.callbacks] == [PDMCallback]
+        model.env.close()
+    assert any(entry["policy"] == "sb3_pdm.CnnPDMPolicy" for entry in entries.values()) == (algo == "ppo")
+
+
+# --- rl_zoo3's own scripts with the files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "trpo"])
+def test_zoo_train_then_enjoy(algo, tmp_path):
+    # The documented command (relative --conf-file: run from the repository root), with a tiny budget.
+    _run(
+        f"-m rl_zoo3.train --algo {algo} --env CartPole-v1 --conf-file hyperparams/{algo}.yml -n 2000 --seed 0 "
+        "--num-threads 1 -f",
+        str(tmp_path),
+    )
+    (path,) = glob.glob(str(tmp_path / algo / "CartPole-v1_1" / "CartPole-v1.zip"))
+    model = SB3_CLASSES[algo].load(path, device="cpu")
+    assert type(model.policy) is PDMPolicy
+    assert model.policy.pdm_config.local_lr == 3e-4
+    if algo == "ppo":
+        _run("-m rl_zoo3.enjoy --algo ppo --env CartPole-v1 --no-render -n 200 -f", str(tmp_path))
+
+
+def test_optimize_samples_pdm_options(tmp_path):
+    _run(
+        "-m sb3_pdm.zoo train --algo a2c --env CartPole-v1 -optimize --n-trials 2 --n-timesteps 1000 --n-jobs 1 "
+        "--sampler random --pruner none --seed 0 --no-optim-plots --eval-episodes 1 -params n_envs:1 --num-threads 1 "
+        "--conf-file hyperparams/a2c.yml -f",
+        str(tmp_path),
+        "--optimization-log-path",
+        str(tmp_path / "trials"),
+    )
+    (report,) = glob.glob(str(tmp_path / "a2c" / "report_CartPole-v1_2-trials-1000-random-none_*.csv"))
+    trials = pd.read_csv(report)
+    assert len(trials) == 2 and (trials["state"] == "COMPLETE").all()
+    for option in ("local_lr", "guidance_coef", "feature_scale"):
+        assert trials[f"params_pdm_{option}"].notna().all()
+    # The trial's model was built with the sampled options.
+    model = A2C.load(str(tmp_path / "trials" / "trial_0" / "best_model.zip"), device="cpu")
+    assert model.policy.pdm_config.local_lr == pytest.approx(trials.loc[0, "params_pdm_local_lr"])
+    assert model.policy.pdm_config.guidance_coef == pytest.approx(trials.loc[0, "params_pdm_guidance_coef"])
+
+
+def test_maskable_ppo_through_the_zoo(tmp_path):
+    # A registered env with action masks, imported by the zoo through --gym-packages.
+    (tmp_path / "masked_envs.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('InvalidActionEnvDiscrete-v0', "
+        "entry_point='sb3_contrib.common.envs:InvalidActionEnvDiscrete', kwargs=dict(dim=8, n_invalid_actions=4))\n"
+    )
+    (tmp_path / "maskable_ppo.yml").write_text(
+        "InvalidActionEnvDiscrete-v0:\n"
+        "  n_timesteps: 256\n"
+        "  policy: 'sb3_pdm.contrib.MaskablePDMPolicy'\n"
+        "  callback: sb3_pdm.PDMCallback\n"
+        "  n_steps: 64\n"
+        "  batch_size: 32\n"
+        "  n_epochs: 2\n"
+        "  policy_kwargs: 'dict(net_arch=[16])'\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    _run(
+        "-m sb3_pdm.zoo train --algo maskable_ppo --env InvalidActionEnvDiscrete-v0 --gym-packages masked_envs "
+        "--seed 0 --eval-freq -1 --num-threads 1 -f",
+        str(tmp_path),
+        "--conf-file",
+        str(tmp_path / "maskable_ppo.yml"),
+        env=env,
+    )
+    (path,) = glob.glob(str(tmp_path / "maskable_ppo" / "InvalidActionEnvDiscrete-v0_1" / "*.zip"))
+    assert type(MaskablePPO.load(path).policy) is MaskablePDMPolicy
+
+
+# --- registration and the PDM search, in process ----------------------------------------------------------------
+
+
+def test_register_is_idempotent_and_adds_maskable_ppo():
+    register()
+    samplers = dict(hyperparams_opt.HYPERPARAMS_SAMPLER)
+    register()
+    assert ALGOS["maskable_ppo"] is MaskablePPO
+    assert hyperparams_opt.HYPERPARAMS_SAMPLER == samplers
+    for algo in ("ppo", "a2c", "trpo", "maskable_ppo"):
+        assert getattr(hyperparams_opt.HYPERPARAMS_SAMPLER[algo], "_pdm_wrapped", False)
+    assert not getattr(hyperparams_opt.HYPERPARAMS_SAMPLER["sac"], "_pdm_wrapped", False)
+
+
+@pytest.mark.parametrize("policy, pdm", [(PDMPolicy, True), (MaskablePDMPolicy, True), ("MlpPolicy", False)])
+def test_sampler_adds_pdm_options_for_pdm_policies_only(policy, pdm):
+    sampler = pdm_sampler(hyperparams_opt.sample_ppo_params)
+    assert pdm_sampler(sampler) is sampler
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("policy", str(policy))  # as the zoo's hyperparameters_optimization() stores it
+    trial = study.ask()
+    hyperparams = sampler(trial, 0, 1, {})
+    assert "net_arch" in hyperparams["policy_kwargs"] and "learning_rate" in hyperparams
+    assert ("pdm_kwargs" in hyperparams["policy_kwargs"]) == pdm
+    assert any(name.startswith("pdm_") for name in trial.params) == pdm
+    if pdm:
+        model = PPO(PDMPolicy, "CartPole-v1", n_steps=32, batch_size=32, policy_kwargs=hyperparams["policy_kwargs"])
+        assert model.policy.pdm_config.local_lr == trial.params["pdm_local_lr"]
+        # A finished trial's parameters convert back (``--trial-id``).
+        converted = pdm_converter(hyperparams_opt.convert_onpolicy_params)(dict(trial.params))
+        assert converted["policy_kwargs"]["pdm_kwargs"] == hyperparams["policy_kwargs"]["pdm_kwargs"]
+        assert not any(key.startswith("pdm_") for key in converted)
+
+
+# --- sb3-contrib algorithms in Python ---------------------------------------------------------------------------
+
+
+def _masked_env() -> InvalidActionEnvDiscrete:
+    return InvalidActionEnvDiscrete(dim=8, n_invalid_actions=4)
+
+
+def test_maskable_ppo_trains_with_pdm_layers_and_head_only_optimizer(tmp_path):
+    model = MaskablePPO(
+        MaskablePDMPolicy, _masked_env(), n_steps=64, batch_size=32, n_epochs=2, seed=0, policy_kwargs=dict(net_arch=[16, 16])
+    )
+    before = pdm_params(model.policy)
+    model.learn(128, callback=PDMCallback())
+    assert none_equal(before, pdm_params(model.policy))
+    assert isinstance(model.rollout_buffer, PDMMaskableRolloutBuffer)
+    assert model.policy.pop_missing_guidance() == 0
+    optimized = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
+    local = {id(p) for layer in pdm_layers(model.policy) for p in layer.parameters()}
+    assert optimized and not optimized & local
+    assert optimized | local == {id(p) for p in model.policy.parameters()}
+    model.save(tmp_path / "maskable")
+    loaded = MaskablePPO.load(tmp_path / "maskable")
+    assert type(loaded.policy) is MaskablePDMPolicy
+    assert all_equal(pdm_params(model.policy), pdm_params(loaded.policy))
+    with pytest.raises(ValueError, match="discrete action space"):
+        MaskablePDMPolicy(model.observation_space, spaces.Box(-1, 1, (2,)), lambda _: 3e-4)
+
+
+def test_maskable_evaluate_actions_guides_local_updates_and_applies_masks():
+    model = MaskablePPO(MaskablePDMPolicy, _masked_env(), n_steps=64, seed=0, policy_kwargs=dict(net_arch=[16]))
+    policy = model.policy
+    generator = th.Generator().manual_seed(0)
+    obs = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(32)])).float()
+    masks = th.rand(32, 8, generator=generator) < 0.5
+    masks[:, 0] = True
+    actions = th.zeros(32, dtype=th.long)
+    attach_signals(obs, GuidanceSignals(th.randn(32), th.randn(32), actions[:, None].float()))
+    received = {}
+    for name, layer in policy.mlp_extractor.named_modules():
+        if hasattr(layer, "set_guidance"):
+            original = layer.set_guidance
+
+            def record(signals, name=name, original=original):
+                if signals is not None:
+                    received[name] = signals.shape
+                original(signals)
+
+            layer.set_guidance = record
+    policy.set_training_mode(True)
+    before = pdm_params(policy)
+    values, log_prob, entropy = policy.evaluate_actions(obs, actions, action_masks=masks)
+    assert none_equal(before, pdm_params(policy))
+    assert received == {"policy_net.0": (32, 8), "value_net.0": (32, 1)}
+    assert th.isfinite(log_prob).all() and values.shape == (32, 1)
+    # The heads still learn from the RL loss.
+    (-(log_prob.mean()) + values.pow(2).mean()).backward()
+    assert policy.action_net.weight.grad is not None
+    after = pdm_params(policy)
+    with th.no_grad():
+        probs = policy.get_distribution(obs, action_masks=masks).distribution.probs
+    assert all_equal(after, pdm_params(policy))
+    assert (probs[~masks] < 1e-6).all()
+
+
+def test_trpo_local_steps_outside_the_line_search():
+    model = TRPO(
+        PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_critic_updates=3, seed=0, policy_kwargs=dict(net_arch=[16, 16])
+    )
+    calls = {"get_distribution": 0}
+    original = model.policy.get_distribution
+
+    def counting(*args, **kwargs):
+        calls["get_distribution"] += 1
+        return original(*args, **kwargs)
+
+    model.policy.get_distribution = counting
+    before = pdm_params(model.policy)
+    # One rollout and one train(); PDMCallback pops the diagnostics at the rollout's end, so those left are train()'s.
+    model.learn(64, callback=PDMCallback())
+    assert none_equal(before, pdm_params(model.policy))
+    updates = {
+        name: int(module.pop_diagnostics()["updates"])
+        for name, module in model.policy.mlp_extractor.named_modules()
+        if module in pdm_layers(model.policy)
+    }
+    # Old distribution (no_grad), surrogate/KL pass (one local step), at least one line-search pass (no_grad).
+    assert calls["get_distribution"] >= 3
+    assert updates == {"policy_net.0": 1, "policy_net.1": 1, "value_net.0": 3 * 2, "value_net.1": 3 * 2}
+    assert model.policy.pop_missing_guidance() == 0
+    optimized = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
+    assert not optimized & {id(p) for layer in pdm_layers(model.policy) for p in layer.parameters()}
+
+
+def test_recurrent_ppo_raises_a_clear_error():
+    with pytest.raises(TypeError, match="lstm_actor.*RecurrentPPO needs LSTM layers"):
+        RecurrentPPO(PDMPolicy, "CartPole-v1")
