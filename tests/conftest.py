@@ -33,3 +33,19 @@ def all_equal(a: dict[str, th.Tensor], b: dict[str, th.Tensor]) -> bool:
 def none_equal(a: dict[str, th.Tensor], b: dict[str, th.Tensor]) -> bool:
     assert a.keys() == b.keys()
     return not any(th.equal(a[k], b[k]) for k in a)
+
+
+def record_guidance_shapes(module: th.nn.Module) -> dict[str, tuple[int, ...]]:
+    """Spy on the PDM layers of ``module``: the returned dict fills with the shape of the guidance each one receives."""
+    received: dict[str, tuple[int, ...]] = {}
+    for name, layer in module.named_modules():
+        if isinstance(layer, PDMLayer):
+            original = layer.set_guidance
+
+            def record(signals, name=name, original=original):
+                if signals is not None:
+                    received[name] = tuple(signals.shape)
+                original(signals)
+
+            layer.set_guidance = record
+    return received

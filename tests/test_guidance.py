@@ -9,7 +9,7 @@ from stable_baselines3.common.logger import configure
 
 import sb3_pdm.policies as policies_module
 from sb3_pdm import PDMCallback, PDMPolicy, PDMRolloutBuffer
-from tests.conftest import all_equal, pdm_params
+from tests.conftest import all_equal, pdm_params, record_guidance_shapes
 
 
 def _train(guidance_coef, **kwargs):
@@ -94,17 +94,7 @@ def test_guidance_signal_per_trunk_role():
 
     actions = th.randint(0, 2, (32, 1)).float()
     attach_signals(obs, GuidanceSignals(th.randn(32), th.randn(32), actions))
-    received = {}
-    for name, module in model.policy.mlp_extractor.named_modules():
-        if hasattr(module, "set_guidance"):
-            original = module.set_guidance
-
-            def record(signals, name=name, original=original):
-                if signals is not None:
-                    received[name] = signals.shape
-                original(signals)
-
-            module.set_guidance = record
+    received = record_guidance_shapes(model.policy.mlp_extractor)
     model.policy.evaluate_actions(obs, actions.flatten().long())
     assert received["value_net.0"] == (32, 1)
     assert received["policy_net.0"] == (32, 2)

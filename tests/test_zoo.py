@@ -29,7 +29,7 @@ from sb3_pdm.contrib import MaskablePDMPolicy, PDMMaskableRolloutBuffer
 from sb3_pdm.guidance import GuidanceSignals, attach_signals
 from sb3_pdm.layers import pdm_layers
 from sb3_pdm.zoo import pdm_converter, pdm_sampler, register
-from tests.conftest import all_equal, none_equal, pdm_params
+from tests.conftest import all_equal, none_equal, pdm_params, record_guidance_shapes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = {algo: os.path.join(ROOT, "hyperparams", f"{algo}.yml") for algo in ("ppo", "a2c", "trpo")}
@@ -229,17 +229,7 @@ def test_maskable_evaluate_actions_guides_local_updates_and_applies_masks():
     masks[:, 0] = True
     actions = th.zeros(32, dtype=th.long)
     attach_signals(obs, GuidanceSignals(th.randn(32), th.randn(32), actions[:, None].float()))
-    received = {}
-    for name, layer in policy.mlp_extractor.named_modules():
-        if hasattr(layer, "set_guidance"):
-            original = layer.set_guidance
-
-            def record(signals, name=name, original=original):
-                if signals is not None:
-                    received[name] = signals.shape
-                original(signals)
-
-            layer.set_guidance = record
+    received = record_guidance_shapes(policy.mlp_extractor)
     policy.set_training_mode(True)
     before = pdm_params(policy)
     values, log_prob, entropy = policy.evaluate_actions(obs, actions, action_masks=masks)
