@@ -73,29 +73,25 @@ class PDMLayer(nn.Module):
             with th.no_grad():
                 return self.transform(x)
         n_samples = x.shape[0]
+        guidance = self._guidance if self.config.guidance_coef > 0 else None
+        if guidance is not None and guidance.shape[0] != n_samples:
+            raise ValueError(f"Guidance signals have {guidance.shape[0]} rows but the batch has {n_samples} samples")
         if n_samples <= self.config.max_pair_samples:
             output = self.transform(x)
-            self._local_update(x, output, self._guidance)
+            self._local_update(x, output, guidance)
             return output.detach()
         # Pair bound: a random subset of samples forms the pairs, so the local cost is O(max_pair_samples^2). The
         # batch's output needs no graph: only the subset is recomputed with gradient (same gradient, less memory).
         with th.no_grad():
             output = self.transform(x)
         index = th.randperm(n_samples, device=x.device)[: self.config.max_pair_samples]
-        guidance = (
-            self._guidance[index] if self._guidance is not None and self._guidance.shape[0] == n_samples else self._guidance
-        )
-        self._local_update(x[index], self.transform(x[index]), guidance)
+        self._local_update(x[index], self.transform(x[index]), guidance[index] if guidance is not None else None)
         return output
 
     def _local_update(self, x: th.Tensor, output: th.Tensor, guidance: th.Tensor | None) -> None:
-        n_samples = x.shape[0]
-        if n_samples < 2:
+        if x.shape[0] < 2:
             self._n_skipped += 1
             return
-        guidance = guidance if self.config.guidance_coef > 0 else None
-        if guidance is not None and guidance.shape[0] != n_samples:
-            raise ValueError(f"Guidance signals have {guidance.shape[0]} rows but the batch has {n_samples} samples")
         with th.no_grad():
             targets = target_distances(
                 pairwise_distances(x, self.config.distance),
