@@ -32,6 +32,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "pdm-slow": {"pdm_kwargs": {"local_lr": 3e-5}},
     "pdm-skip": {"pdm_kwargs": {}, "skip_to_heads": True},
     "frozen-skip": {"pdm_kwargs": {}, "skip_to_heads": True, "frozen": True},
+    # No actor trunk: a linear action head on the observation, beside a PDM critic trunk (and its frozen control).
+    "pdm-linear-actor": {"pdm_kwargs": {}, "net_arch": {"pi": [], "vf": [64, 64]}},
+    "frozen-linear-actor": {"pdm_kwargs": {}, "net_arch": {"pi": [], "vf": [64, 64]}, "frozen": True},
 }
 
 
@@ -85,7 +88,7 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
     if "pdm_kwargs" in method:
         policy = PDMPolicy
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}), pdm_kwargs=method["pdm_kwargs"])
-        for option in ("net_arch", "skip_to_heads"):
+        for option in ("net_arch", "skip_to_heads", "share_trunk"):
             if option in method:
                 policy_kwargs[option] = method[option]
         kwargs["policy_kwargs"] = policy_kwargs
