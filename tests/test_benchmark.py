@@ -53,3 +53,13 @@ def test_iqm_and_bad_arguments():
         parse_args(["--methods", "sgd"])
     with pytest.raises(ValueError, match="no ppo hyperparameters"):
         make_model(RunSpec("NoSuchEnv-v0", "ppo", "pdm", 0))
+
+
+@pytest.mark.parametrize("method", ["pdm-linear-actor", "frozen-linear-actor"])
+def test_linear_actor_methods_have_no_actor_trunk(method):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
+    extractor = model.policy.mlp_extractor
+    assert len(extractor.policy_net) == 0 and len(pdm_layers(extractor.value_net)) == 2
+    # The action head reads the observation itself.
+    assert model.policy.action_net.in_features == model.observation_space.shape[0]
+    assert all(layer.local_learning == (method == "pdm-linear-actor") for layer in pdm_layers(model.policy))
