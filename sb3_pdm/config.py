@@ -68,6 +68,10 @@ class PDMConfig:
     :param local_steps: Local optimizer steps per training-mode forward pass.
     :param max_pair_samples: At most this many samples of a minibatch form the pairs of the local loss (a random
         subset is drawn when the batch is larger), which bounds time and memory at ``O(max_pair_samples^2)``.
+    :param local_epochs: The layers step only during the first ``local_epochs`` passes over each rollout (PPO's
+        ``n_epochs``; A2C makes one pass) and are fixed during the others, where the heads keep learning on
+        features that no longer move. ``None`` (default): every pass. The passes are counted by the PDM rollout
+        buffers (``PDMRolloutBuffer`` or ``PDMCallback``).
     """
 
     distance: str = "euclidean"
@@ -79,6 +83,7 @@ class PDMConfig:
     local_optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     local_steps: int = 1
     max_pair_samples: int = 128
+    local_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -96,6 +101,13 @@ class PDMConfig:
         if isinstance(self.max_pair_samples, bool) or not isinstance(self.max_pair_samples, int) or self.max_pair_samples < 2:
             raise ValueError(
                 f"max_pair_samples must be an integer >= 2 (samples that form pairs), got {self.max_pair_samples!r}"
+            )
+        if self.local_epochs is not None and (
+            isinstance(self.local_epochs, bool) or not isinstance(self.local_epochs, int) or self.local_epochs <= 0
+        ):
+            raise ValueError(
+                f"local_epochs must be a positive integer (passes over each rollout) or None (every pass), "
+                f"got {self.local_epochs!r}"
             )
 
     @property

@@ -10,6 +10,7 @@ Use a buffer directly (``PPO(PDMPolicy, env, rollout_buffer_class=PDMRolloutBuff
 :class:`sb3_pdm.PDMCallback` upgrade the algorithm's own buffer (the route for RL-Zoo hyperparameter files).
 """
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,11 +30,14 @@ class GuidanceSignals:
     :param returns: Returns (value targets), shape ``(B,)``.
     :param advantages: Advantages, shape ``(B,)``.
     :param actions: Actions taken, shape ``(B, action_dim)``.
+    :param epoch: Index of the pass over the rollout this minibatch belongs to (PPO's epoch, from 0): the number of
+        times the buffer's ``get`` was called since its last ``reset``, minus one.
     """
 
     returns: th.Tensor
     advantages: th.Tensor
     actions: th.Tensor
+    epoch: int = 0
 
 
 def attach_signals(observations: th.Tensor | dict[str, th.Tensor], signals: GuidanceSignals) -> None:
@@ -62,15 +66,29 @@ def guided_buffer_class(buffer_class: type[RolloutBuffer]) -> type[RolloutBuffer
         return buffer_class
     if buffer_class not in _GUIDED_CLASSES:
 
+        def reset(self: RolloutBuffer) -> None:
+            buffer_class.reset(self)
+            self._pdm_passes = 0
+
+        def get(self: RolloutBuffer, batch_size: int | None = None) -> Generator:
+            # Counted when the pass starts (the first minibatch is drawn), one count per pass over the rollout.
+            self._pdm_passes = getattr(self, "_pdm_passes", 0) + 1
+            yield from buffer_class.get(self, batch_size)
+
         def _get_samples(self: RolloutBuffer, batch_inds: np.ndarray, env: VecNormalize | None = None):  # type: ignore[no-untyped-def]
             samples: RolloutBufferSamples | DictRolloutBufferSamples = buffer_class._get_samples(self, batch_inds, env)
-            attach_signals(samples.observations, GuidanceSignals(samples.returns, samples.advantages, samples.actions))
+            epoch = max(getattr(self, "_pdm_passes", 1) - 1, 0)
+            attach_signals(
+                samples.observations, GuidanceSignals(samples.returns, samples.advantages, samples.actions, epoch)
+            )
             return samples
 
         _GUIDED_CLASSES[buffer_class] = type(
             f"PDM{buffer_class.__name__}",
             (buffer_class,),
             {
+                "reset": reset,
+                "get": get,
                 "_get_samples": _get_samples,
                 "_pdm_guided": True,
                 "__module__": __name__,

@@ -174,13 +174,24 @@ class PDMActorCriticMixin:
 
     @contextmanager
     def _guided(self, obs: PyTorchObs) -> Iterator[None]:
-        """Give each PDM layer the guidance signal of its role for the duration of one training forward pass."""
+        """
+        Prepare the PDM layers for one training forward pass: give each the guidance signal of its role, and hold
+        them fixed in the passes over the rollout beyond ``local_epochs``.
+        """
         actor_layers, critic_layers, shared_layers = self._guidance_roles
         layers = actor_layers + critic_layers + shared_layers
-        if not (self.training and th.is_grad_enabled()) or not layers or self.pdm_config.guidance_coef == 0:  # type: ignore[attr-defined]
+        config: PDMConfig = self.pdm_config  # type: ignore[attr-defined]
+        if not (self.training and th.is_grad_enabled()) or not layers:
             yield
             return
         signals = read_signals(obs)
+        if config.local_epochs is not None and signals is not None and signals.epoch >= config.local_epochs:
+            with _held_fixed(layers):
+                yield
+            return
+        if config.guidance_coef == 0:
+            yield
+            return
         if signals is None:
             self._n_missing_guidance += 1
             if not self._warned_missing_guidance:
@@ -226,6 +237,19 @@ class PDMActorCriticMixin:
 
 for _attribute, _reason in _UNSUPPORTED_ATTRIBUTES.items():
     setattr(PDMActorCriticMixin, _attribute, _unsupported(_attribute, _reason))
+
+
+@contextmanager
+def _held_fixed(layers: list[PDMLayer]) -> Iterator[None]:
+    """Switch off the local learning of ``layers`` for the duration of the block (frozen layers stay frozen)."""
+    previous = [layer.local_learning for layer in layers]
+    try:
+        for layer in layers:
+            layer.local_learning = False
+        yield
+    finally:
+        for layer, value in zip(layers, previous):
+            layer.local_learning = value
 
 
 def _standardize(values: th.Tensor) -> th.Tensor:

@@ -9,6 +9,7 @@ from stable_baselines3.common.logger import configure
 
 import sb3_pdm.policies as policies_module
 from sb3_pdm import PDMCallback, PDMPolicy, PDMRolloutBuffer
+from sb3_pdm.layers import pdm_layers
 from tests.conftest import all_equal, pdm_params, record_guidance_shapes
 
 
@@ -102,3 +103,57 @@ def test_guidance_signal_per_trunk_role():
     with th.no_grad():
         model.policy.evaluate_actions(obs, actions.flatten().long())
     assert all_equal(before, pdm_params(model.policy))
+
+
+class _StepsPerEpoch:
+    """Counts, for every pass over the rollout, the local steps of the first PDM layer and the head updates."""
+
+    def __init__(self, model):
+        self.steps: dict[int, int] = {}
+        self.head_steps: dict[int, int] = {}
+        self._count(model, pdm_layers(model.policy)[0].optimizer, self.steps)
+        self._count(model, model.policy.optimizer, self.head_steps)
+
+    @staticmethod
+    def _count(model, optimizer, counts):
+        step = optimizer.step
+
+        def counted(*args, **kwargs):
+            epoch = model.rollout_buffer._pdm_passes - 1
+            counts[epoch] = counts.get(epoch, 0) + 1
+            return step(*args, **kwargs)
+
+        optimizer.step = counted
+
+
+@pytest.mark.parametrize("buffer_route", ["buffer_class", "callback"])
+def test_local_epochs_hold_the_layers_fixed_after_the_first_passes(buffer_route):
+    kwargs = dict(rollout_buffer_class=PDMRolloutBuffer) if buffer_route == "buffer_class" else {}
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=64,
+        batch_size=32,
+        n_epochs=4,
+        seed=0,
+        policy_kwargs=dict(pdm_kwargs=dict(local_epochs=2)),
+        **kwargs,
+    )
+    counter = _StepsPerEpoch(model)
+    frozen = pdm_layers(model.policy)[-1]
+    frozen.local_learning = False
+    frozen_before = pdm_params(frozen)
+    model.learn(64, callback=PDMCallback() if buffer_route == "callback" else None)
+    # Two minibatches per pass: local steps in passes 0 and 1 only, while the heads trained in all four.
+    assert counter.steps == {0: 2, 1: 2}
+    assert counter.head_steps == {0: 2, 1: 2, 2: 2, 3: 2}
+    # Layers frozen by the user stay frozen once the fixed passes are over.
+    assert frozen.local_learning is False and all_equal(frozen_before, pdm_params(frozen))
+    assert all(layer.local_learning for layer in pdm_layers(model.policy)[:-1])
+
+
+def test_local_epochs_default_steps_in_every_pass():
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=3, seed=0, rollout_buffer_class=PDMRolloutBuffer)
+    counter = _StepsPerEpoch(model)
+    model.learn(64)
+    assert counter.steps == {0: 2, 1: 2, 2: 2}

@@ -135,6 +135,9 @@ def test_extra_state_restores_local_optimizer():
         (dict(local_optimizer="lbfgs2"), "local_optimizer"),
         (dict(local_steps=0), "local_steps"),
         (dict(max_pair_samples=1), "max_pair_samples"),
+        (dict(local_epochs=0), "local_epochs"),
+        (dict(local_epochs=1.5), "local_epochs"),
+        (dict(local_epochs=True), "local_epochs"),
     ],
 )
 def test_bad_config_raises_naming_the_parameter(kwargs, match):

@@ -10,6 +10,9 @@ Flags of a variant (second dict of :data:`VARIANTS`; the first dict is a ``sb3_p
 - ``std_input``: input distances of the target taken on the batch-standardised input;
 - ``probe_coef``: weight of a local linear probe that predicts the layer's guidance signal from its output (trained
   with the layer, gradient stopping at the layer's input; as in Nokland & Eidnes' predsim);
+  ``centred_code``: the actor's action code is centred on the uniform policy (``one_hot(a) - 1/n``), so that "a
+  helped" and "another action hurt" give the same signal; ``linlr``: the local rate decays linearly to 0;
+  ``local_epochs``: layers step only in the first n epochs of each rollout's training (PPO);
   ``probe_critic_only``: only critic layers (guidance of width 1) get it; ``mds_coef``: weight of the MDS term
   (divided by the squared target scale so that both terms are scale-free);
 - ``target_guidance``: guidance distances in the target; ``actor_target_guidance``: also for actor layers;
@@ -26,7 +29,10 @@ import torch as th
 import torch.nn.functional as F
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from gymnasium import spaces
+
 from sb3_pdm import layers as L
+from sb3_pdm import policies as P
 from sb3_pdm.benchmark import runner
 from sb3_pdm.objective import pairwise_distances, pdm_loss, target_distances
 
@@ -39,6 +45,8 @@ FLAGS = dict(
     actor_target_guidance=True,
     shared_critic_only=False,
     freeze_actor=False,
+    centred_code=False,
+    local_epochs=0,
 )
 
 VARIANTS = {
@@ -97,10 +105,23 @@ VARIANTS = {
         {"probe_coef": 1.0, "shared_critic_only": True},
     ),
     "probe-linlr": ({"pdm_kwargs": {"local_lr": 1e-3}}, {"probe_coef": 1.0, "linlr": True}),
+    "linlr": ({"pdm_kwargs": {"local_lr": 3e-4}}, {"linlr": True}),
+    "ccode": ({"pdm_kwargs": {}}, {"centred_code": True}),
+    "ep1": ({"pdm_kwargs": {}}, {"local_epochs": 1}),
+    "ccode-ep1": ({"pdm_kwargs": {}}, {"centred_code": True, "local_epochs": 1}),
+    "sgd1e3": ({"pdm_kwargs": {"local_optimizer": "sgd", "local_lr": 1e-3}}, {}),
+    "sgd3e3": ({"pdm_kwargs": {"local_optimizer": "sgd", "local_lr": 3e-3}}, {}),
+    "lin-g4": ({"pdm_kwargs": {"guidance_coef": 4.0}, "net_arch": {"pi": [], "vf": [64, 64]}}, {}),
+    "lin-probe-g4": ({"pdm_kwargs": {"guidance_coef": 4.0}, "net_arch": {"pi": [], "vf": [64, 64]}}, {"probe_coef": 1.0}),
+    "ccode-linlr": ({"pdm_kwargs": {"local_lr": 3e-4}}, {"centred_code": True, "linlr": True}),
 }
 
 
 def _local_update(self, x, output, guidance):
+    if FLAGS["local_epochs"]:
+        self._proto_calls = getattr(self, "_proto_calls", 0) + 1
+        if self._proto_calls > self._proto_limit:
+            return
     if x.shape[0] < 2:
         self._n_skipped += 1
         return
@@ -150,6 +171,19 @@ def _local_update(self, x, output, guidance):
 
 
 L.PDMLayer._local_update = _local_update
+_actor_signal = P.PDMActorCriticMixin._actor_signal
+
+
+def _centred_actor_signal(self, signals):
+    """Advantage times the action code centred on the uniform policy (one-hot minus 1/n for Discrete)."""
+    signal = _actor_signal(self, signals)
+    if FLAGS["centred_code"] and isinstance(self.action_space, spaces.Discrete):
+        adv = P._standardize(signals.advantages)[:, None]
+        signal = signal - adv / int(self.action_space.n)
+    return signal
+
+
+P.PDMActorCriticMixin._actor_signal = _centred_actor_signal
 
 
 class EVLog(BaseCallback):
@@ -158,6 +192,11 @@ class EVLog(BaseCallback):
         self.ev = []
 
     def _on_rollout_end(self):
+        if FLAGS["local_epochs"]:
+            n_samples = self.model.n_steps * self.model.n_envs
+            per_epoch = -(-n_samples // getattr(self.model, "batch_size", n_samples))
+            for layer in L.pdm_layers(self.model.policy):
+                layer._proto_calls, layer._proto_limit = 0, FLAGS["local_epochs"] * per_epoch
         v = self.model.logger.name_to_value.get("train/explained_variance")
         if v is not None:
             self.ev.append((self.num_timesteps, float(v)))
