@@ -78,9 +78,7 @@ def guided_buffer_class(buffer_class: type[RolloutBuffer]) -> type[RolloutBuffer
         def _get_samples(self: RolloutBuffer, batch_inds: np.ndarray, env: VecNormalize | None = None):  # type: ignore[no-untyped-def]
             samples: RolloutBufferSamples | DictRolloutBufferSamples = buffer_class._get_samples(self, batch_inds, env)
             epoch = max(getattr(self, "_pdm_passes", 1) - 1, 0)
-            attach_signals(
-                samples.observations, GuidanceSignals(samples.returns, samples.advantages, samples.actions, epoch)
-            )
+            attach_signals(samples.observations, GuidanceSignals(samples.returns, samples.advantages, samples.actions, epoch))
             return samples
 
         _GUIDED_CLASSES[buffer_class] = type(

@@ -27,9 +27,8 @@ import time
 import numpy as np
 import torch as th
 import torch.nn.functional as F
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from sb3_pdm import layers as L
 from sb3_pdm import policies as P
