@@ -63,3 +63,11 @@ def test_linear_actor_methods_have_no_actor_trunk(method):
     # The action head reads the observation itself.
     assert model.policy.action_net.in_features == model.observation_space.shape[0]
     assert all(layer.local_learning == (method == "pdm-linear-actor") for layer in pdm_layers(model.policy))
+
+
+def test_ep1_method_steps_in_the_first_epoch_only():
+    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm-ep1", 0, budget=256))
+    assert model.policy.pdm_config.local_epochs == 1 and model.n_epochs > 1
+    model.learn(model.n_steps * model.n_envs, callback=callbacks)
+    n_minibatches = -(-model.n_steps * model.n_envs // model.batch_size)
+    assert all(layer._n_updates == n_minibatches for layer in pdm_layers(model.policy))

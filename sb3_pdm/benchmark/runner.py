@@ -31,6 +31,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "pdm-wide": {"pdm_kwargs": {}, "net_arch": [256, 256]},
     "pdm-slow": {"pdm_kwargs": {"local_lr": 3e-5}},
     "pdm-skip": {"pdm_kwargs": {}, "skip_to_heads": True},
+    # Layers step in the first pass over each rollout only (PPO's other epochs train the heads on fixed features).
+    "pdm-ep1": {"pdm_kwargs": {"local_epochs": 1}},
     "frozen-skip": {"pdm_kwargs": {}, "skip_to_heads": True, "frozen": True},
     # No actor trunk: a linear action head on the observation, beside a PDM critic trunk (and its frozen control).
     "pdm-linear-actor": {"pdm_kwargs": {}, "net_arch": {"pi": [], "vf": [64, 64]}},
