@@ -189,7 +189,7 @@ class PDMActorCriticMixin:
             with _held_fixed(layers):
                 yield
             return
-        if config.guidance_coef == 0:
+        if config.guidance_coef == 0 and config.local_epochs is None:
             yield
             return
         if signals is None:
@@ -197,11 +197,15 @@ class PDMActorCriticMixin:
             if not self._warned_missing_guidance:
                 self._warned_missing_guidance = True
                 warnings.warn(
-                    "PDM guidance is on (guidance_coef > 0) but the minibatch carries no returns/advantages: the PDM "
-                    "layers train on input geometry alone. Pass rollout_buffer_class=PDMRolloutBuffer (PDMDictRolloutBuffer "
-                    "for Dict observations) to the algorithm, or callback=PDMCallback() to learn().",
+                    "PDM guidance is on (guidance_coef > 0) or local_epochs is set, but the minibatch carries no "
+                    "returns/advantages/epoch: the PDM layers train on input geometry alone, in every epoch. Pass "
+                    "rollout_buffer_class=PDMRolloutBuffer (PDMDictRolloutBuffer for Dict observations) to the algorithm, "
+                    "or callback=PDMCallback() to learn().",
                     stacklevel=4,
                 )
+            yield
+            return
+        if config.guidance_coef == 0:
             yield
             return
         critic = _standardize(signals.returns.flatten())[:, None]

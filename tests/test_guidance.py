@@ -157,3 +157,17 @@ def test_local_epochs_default_steps_in_every_pass():
     counter = _StepsPerEpoch(model)
     model.learn(64)
     assert counter.steps == {0: 2, 1: 2, 2: 2}
+
+
+def test_local_epochs_without_the_pdm_buffer_warn():
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        seed=0,
+        policy_kwargs=dict(pdm_kwargs=dict(guidance_coef=0.0, local_epochs=1)),
+    )
+    with pytest.warns(UserWarning, match="local_epochs is set"):
+        model.learn(64)
