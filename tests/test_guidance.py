@@ -13,18 +13,22 @@ from sb3_pdm.layers import pdm_layers
 from tests.conftest import all_equal, pdm_params, record_guidance_shapes
 
 
-def _train(guidance_coef, **kwargs):
-    model = PPO(
+def _cartpole_ppo(n_epochs=2, pdm_kwargs=None, **kwargs):
+    """A small PPO on CartPole: 64-step rollouts in two minibatches of 32."""
+    return PPO(
         PDMPolicy,
         "CartPole-v1",
         n_steps=64,
         batch_size=32,
-        n_epochs=2,
+        n_epochs=n_epochs,
         seed=0,
-        rollout_buffer_class=PDMRolloutBuffer,
-        policy_kwargs=dict(pdm_kwargs=dict(guidance_coef=guidance_coef)),
+        policy_kwargs=dict(pdm_kwargs=pdm_kwargs or {}),
         **kwargs,
     )
+
+
+def _train(guidance_coef, **kwargs):
+    model = _cartpole_ppo(pdm_kwargs=dict(guidance_coef=guidance_coef), rollout_buffer_class=PDMRolloutBuffer, **kwargs)
     model.learn(128)
     return model
 
@@ -129,16 +133,7 @@ class _StepsPerEpoch:
 @pytest.mark.parametrize("buffer_route", ["buffer_class", "callback"])
 def test_local_epochs_hold_the_layers_fixed_after_the_first_passes(buffer_route):
     kwargs = dict(rollout_buffer_class=PDMRolloutBuffer) if buffer_route == "buffer_class" else {}
-    model = PPO(
-        PDMPolicy,
-        "CartPole-v1",
-        n_steps=64,
-        batch_size=32,
-        n_epochs=4,
-        seed=0,
-        policy_kwargs=dict(pdm_kwargs=dict(local_epochs=2)),
-        **kwargs,
-    )
+    model = _cartpole_ppo(n_epochs=4, pdm_kwargs=dict(local_epochs=2), **kwargs)
     counter = _StepsPerEpoch(model)
     frozen = pdm_layers(model.policy)[-1]
     frozen.local_learning = False
@@ -153,21 +148,13 @@ def test_local_epochs_hold_the_layers_fixed_after_the_first_passes(buffer_route)
 
 
 def test_local_epochs_default_steps_in_every_pass():
-    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=3, seed=0, rollout_buffer_class=PDMRolloutBuffer)
+    model = _cartpole_ppo(n_epochs=3, rollout_buffer_class=PDMRolloutBuffer)
     counter = _StepsPerEpoch(model)
     model.learn(64)
     assert counter.steps == {0: 2, 1: 2, 2: 2}
 
 
 def test_local_epochs_without_the_pdm_buffer_warn():
-    model = PPO(
-        PDMPolicy,
-        "CartPole-v1",
-        n_steps=64,
-        batch_size=32,
-        n_epochs=2,
-        seed=0,
-        policy_kwargs=dict(pdm_kwargs=dict(guidance_coef=0.0, local_epochs=1)),
-    )
+    model = _cartpole_ppo(pdm_kwargs=dict(guidance_coef=0.0, local_epochs=1))
     with pytest.warns(UserWarning, match="local_epochs is set"):
         model.learn(64)
