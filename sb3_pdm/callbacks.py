@@ -6,6 +6,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from torch import nn
 
 from sb3_pdm.guidance import enable_guidance
+from sb3_pdm.heads import NormalizedValueHead
 from sb3_pdm.layers import PDMLayer, pdm_layers
 
 
@@ -27,7 +28,8 @@ def layer_names(policy: nn.Module) -> dict[str, str]:
 
 def record_diagnostics(policy: nn.Module, logger: Logger) -> None:
     """
-    Record each PDM layer's local loss, feature scale and skipped steps since the last call under ``pdm/``.
+    Record each PDM layer's local loss, feature scale and skipped steps since the last call under ``pdm/``, and the
+    return statistics of a normalised value head (``pdm/value_mean``, ``pdm/value_std``).
 
     :param policy: A policy (or any module) holding PDM layers.
     :param logger: SB3 logger.
@@ -40,6 +42,10 @@ def record_diagnostics(policy: nn.Module, logger: Logger) -> None:
         logger.record(f"pdm/{name}/loss", stats["loss"])
         logger.record(f"pdm/{name}/feature_scale", stats["feature_scale"])
         logger.record(f"pdm/{name}/skipped", stats["skipped"])
+    value_net = getattr(policy, "value_net", None)
+    if isinstance(value_net, NormalizedValueHead):
+        logger.record("pdm/value_mean", value_net.mean.item())
+        logger.record("pdm/value_std", value_net.std.item())
     if hasattr(policy, "pop_missing_guidance"):
         logger.record("pdm/guidance_missing", policy.pop_missing_guidance())
 

@@ -74,6 +74,11 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
     :param pdm_kwargs: Local learning options, see :class:`sb3_pdm.PDMConfig`.
     :param share_trunk: One trunk for actor and critic (``net_arch`` a list).
     :param skip_to_heads: The heads read the features extractor's output next to the last PDM layer's.
+    :param value_norm_rate: If set, the value head predicts returns in units of running statistics of the returns
+        (:class:`sb3_pdm.heads.NormalizedValueHead`, PopArt-style), which move by this rate at every training
+        minibatch; needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None`` (default): SB3's plain linear head.
+    :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
+        ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

@@ -20,6 +20,7 @@ from torch import nn
 from sb3_pdm.config import PDMConfig, resolve_activation
 from sb3_pdm.extractors import PDMCombinedExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN, make_config
 from sb3_pdm.guidance import GuidanceSignals, read_signals
+from sb3_pdm.heads import NormalizedValueHead
 from sb3_pdm.layers import PDMLayer, pdm_layers
 from sb3_pdm.trunks import PDMMlpExtractor
 
@@ -75,11 +76,22 @@ class PDMActorCriticMixin:
         pdm_kwargs: PDMConfig | dict[str, Any] | None = None,
         share_trunk: bool = False,
         skip_to_heads: bool = False,
+        value_norm_rate: float | None = None,
+        actor_pdm_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
+        if actor_pdm_kwargs is not None and not isinstance(actor_pdm_kwargs, dict):
+            raise TypeError(f"actor_pdm_kwargs must be a dict of PDMConfig options or None, got {actor_pdm_kwargs!r}")
+        self.actor_pdm_kwargs = actor_pdm_kwargs
+        self.actor_pdm_config = (
+            None if actor_pdm_kwargs is None else make_config({**self.pdm_config.to_dict(), **actor_pdm_kwargs})
+        )
         self.share_trunk = share_trunk
         self.skip_to_heads = skip_to_heads
+        if value_norm_rate is not None:
+            NormalizedValueHead(nn.Linear(1, 1), value_norm_rate)  # validates the rate before anything is built
+        self.value_norm_rate = value_norm_rate
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
         if not isinstance(action_space, _SUPPORTED_ACTIONS):
@@ -125,10 +137,14 @@ class PDMActorCriticMixin:
             self.pdm_config,
             self.share_trunk,
             self.skip_to_heads,
+            self.actor_pdm_config,
         )
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
+        if self.value_norm_rate is not None:
+            # Wraps the initialised linear head: same parameters, outputs in the units of the returns' statistics.
+            self.value_net = NormalizedValueHead(self.value_net, self.value_norm_rate)
         # The algorithm's optimizer holds the head parameters only: PDM layers have their own local optimizers.
         self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
             self.head_parameters(),
@@ -153,7 +169,13 @@ class PDMActorCriticMixin:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(pdm_kwargs=self.pdm_config.to_dict(), share_trunk=self.share_trunk, skip_to_heads=self.skip_to_heads)
+        data.update(
+            pdm_kwargs=self.pdm_config.to_dict(),
+            share_trunk=self.share_trunk,
+            skip_to_heads=self.skip_to_heads,
+            value_norm_rate=self.value_norm_rate,
+            actor_pdm_kwargs=self.actor_pdm_kwargs,
+        )
         return data
 
     # --- reward-driven guidance -------------------------------------------------------------------------------
@@ -175,51 +197,60 @@ class PDMActorCriticMixin:
     @contextmanager
     def _guided(self, obs: PyTorchObs) -> Iterator[None]:
         """
-        Prepare the PDM layers for one training forward pass: give each the guidance signal of its role, and hold
-        them fixed in the passes over the rollout beyond ``local_epochs``.
+        Prepare one training forward pass: move the value head's return statistics (``value_norm_rate``), give each
+        PDM layer the guidance signal of its role, and hold the layers fixed in the passes over the rollout beyond
+        ``local_epochs``.
         """
         actor_layers, critic_layers, shared_layers = self._guidance_roles
         layers = actor_layers + critic_layers + shared_layers
-        config: PDMConfig = self.pdm_config  # type: ignore[attr-defined]
-        if not (self.training and th.is_grad_enabled()) or not layers:
+        if not (self.training and th.is_grad_enabled()):
             yield
             return
         signals = read_signals(obs)
-        if config.local_epochs is not None and signals is not None and signals.epoch >= config.local_epochs:
-            with _held_fixed(layers):
-                yield
-            return
-        if config.guidance_coef == 0 and config.local_epochs is None:
-            yield
-            return
+        normalized_head = isinstance(self.value_net, NormalizedValueHead)
+        guided = [layer for layer in layers if layer.config.guidance_coef > 0]
+        counted = [layer for layer in layers if layer.config.local_epochs is not None]
         if signals is None:
-            self._n_missing_guidance += 1
-            if not self._warned_missing_guidance:
-                self._warned_missing_guidance = True
-                warnings.warn(
-                    "PDM guidance is on (guidance_coef > 0) or local_epochs is set, but the minibatch carries no "
-                    "returns/advantages/epoch: the PDM layers train on input geometry alone, in every epoch. Pass "
-                    "rollout_buffer_class=PDMRolloutBuffer (PDMDictRolloutBuffer for Dict observations) to the algorithm, "
-                    "or callback=PDMCallback() to learn().",
-                    stacklevel=4,
-                )
+            if normalized_head or guided or counted:
+                self._warn_missing_signals()
             yield
             return
-        if config.guidance_coef == 0:
-            yield
-            return
-        critic = _standardize(signals.returns.flatten())[:, None]
-        actor = self._actor_signal(signals)
-        # Shared trunks and features extractors serve both heads: they get both signals.
-        assignments = [(actor_layers, actor), (critic_layers, critic), (shared_layers, th.cat([critic, actor], dim=1))]
-        try:
-            for group, signal in assignments:
-                for layer in group:
-                    layer.set_guidance(signal)
-            yield
-        finally:
-            for layer in layers:
-                layer.set_guidance(None)
+        if normalized_head:
+            self.value_net.update(signals.returns)
+        fixed = [layer for layer in counted if signals.epoch >= layer.config.local_epochs]  # type: ignore[operator]
+        with _held_fixed(fixed):
+            if not guided:
+                yield
+                return
+            critic = _standardize(signals.returns.flatten())[:, None]
+            actor = self._actor_signal(signals)
+            # Shared trunks and features extractors serve both heads: they get both signals.
+            assignments = [
+                (actor_layers, actor),
+                (critic_layers, critic),
+                (shared_layers, th.cat([critic, actor], dim=1)),
+            ]
+            try:
+                for group, signal in assignments:
+                    for layer in group:
+                        layer.set_guidance(signal)
+                yield
+            finally:
+                for layer in layers:
+                    layer.set_guidance(None)
+
+    def _warn_missing_signals(self) -> None:
+        self._n_missing_guidance += 1
+        if not self._warned_missing_guidance:
+            self._warned_missing_guidance = True
+            warnings.warn(
+                "PDM guidance is on (guidance_coef > 0), local_epochs is set or the value head is normalised "
+                "(value_norm_rate), but the minibatch carries no returns/advantages/epoch: the PDM layers train on input "
+                "geometry alone, in every epoch, and the value head's statistics stay at 0 and 1. Pass "
+                "rollout_buffer_class=PDMRolloutBuffer (PDMDictRolloutBuffer for Dict observations) to the algorithm, "
+                "or callback=PDMCallback() to learn().",
+                stacklevel=5,
+            )
 
     def evaluate_actions(self, obs: PyTorchObs, actions: th.Tensor, *args: Any, **kwargs: Any) -> Any:
         with self._guided(obs):
@@ -282,6 +313,11 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
     :param pdm_kwargs: Local learning options, see :class:`sb3_pdm.PDMConfig`.
     :param share_trunk: One trunk for actor and critic (``net_arch`` a list).
     :param skip_to_heads: The heads read the features extractor's output next to the last PDM layer's.
+    :param value_norm_rate: If set, the value head predicts returns in units of running statistics of the returns
+        (:class:`sb3_pdm.heads.NormalizedValueHead`, PopArt-style), which move by this rate at every training
+        minibatch; needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None`` (default): SB3's plain linear head.
+    :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
+        ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

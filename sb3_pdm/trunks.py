@@ -29,6 +29,7 @@ class PDMMlpExtractor(nn.Module):
     :param share_trunk: One trunk for actor and critic (``net_arch`` must then be a list).
     :param skip_to_heads: The heads read the trunk's input next to its output (a dense skip connection): the linear
         heads then see the raw features as well as the PDM features.
+    :param actor_config: Local learning options of the actor trunk's layers (default: ``config``); separate trunks only.
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class PDMMlpExtractor(nn.Module):
         config: PDMConfig,
         share_trunk: bool = False,
         skip_to_heads: bool = False,
+        actor_config: PDMConfig | None = None,
     ) -> None:
         super().__init__()
         activation_fn = resolve_activation(activation_fn)
@@ -55,8 +57,10 @@ class PDMMlpExtractor(nn.Module):
             raise TypeError(f"net_arch must be a list of widths or dict(pi=[...], vf=[...]), got {net_arch!r}")
         check_sizes(pi_arch, "net_arch['pi']" if isinstance(net_arch, dict) else "net_arch")
         check_sizes(vf_arch, "net_arch['vf']" if isinstance(net_arch, dict) else "net_arch")
+        if share_trunk and actor_config is not None:
+            raise ValueError("actor_pdm_kwargs needs separate actor and critic trunks, not share_trunk=True")
         self.share_trunk = share_trunk
-        self.policy_net = build_pdm_mlp(feature_dim, pi_arch, activation_fn, config)
+        self.policy_net = build_pdm_mlp(feature_dim, pi_arch, activation_fn, actor_config or config)
         self.value_net = self.policy_net if share_trunk else build_pdm_mlp(feature_dim, vf_arch, activation_fn, config)
         self.skip_to_heads = skip_to_heads
         skip = feature_dim if skip_to_heads and (pi_arch or vf_arch) else 0

@@ -139,3 +139,42 @@ def test_skip_to_heads_feeds_raw_features_and_keeps_hidden_layers_local(tmp_path
     _, log_prob, _ = model.policy.evaluate_actions(obs, th.zeros(8, dtype=th.long))
     log_prob.sum().backward()
     assert all(p.grad is None for m in model.policy.modules() if isinstance(m, PDMLayer) for p in m.parameters())
+
+
+def test_actor_pdm_kwargs_override_the_actor_trunk_only(tmp_path):
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=2,
+        policy_kwargs=dict(pdm_kwargs=dict(local_lr=1e-3), actor_pdm_kwargs=dict(local_lr=1e-5, local_epochs=1)),
+        rollout_buffer_class=PDMRolloutBuffer,
+        seed=0,
+        device="cpu",
+    )
+    trunk = model.policy.mlp_extractor
+    assert all(layer.optimizer.param_groups[0]["lr"] == 1e-5 for layer in trunk.policy_net)
+    assert all(layer.optimizer.param_groups[0]["lr"] == 1e-3 for layer in trunk.value_net)
+    model.learn(32)
+    # One rollout, two epochs: the actor layers step in the first only (their local_epochs), the critic's in both.
+    assert [layer.optimizer.state[layer.linear.weight]["step"].item() for layer in trunk.policy_net] == [1, 1]
+    assert [layer.optimizer.state[layer.linear.weight]["step"].item() for layer in trunk.value_net] == [2, 2]
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.actor_pdm_kwargs == dict(local_lr=1e-5, local_epochs=1)
+    assert loaded.policy.mlp_extractor.policy_net[0].config.local_lr == 1e-5
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(actor_pdm_kwargs=dict(local_lr=-1.0)), ValueError, "local_lr"),
+        (dict(actor_pdm_kwargs=dict(speed=1.0)), ValueError, "Unknown pdm_kwargs"),
+        (dict(actor_pdm_kwargs=3e-5), TypeError, "actor_pdm_kwargs"),
+        (dict(actor_pdm_kwargs=dict(local_lr=1e-5), share_trunk=True, net_arch=[8]), ValueError, "actor_pdm_kwargs"),
+    ],
+)
+def test_bad_actor_pdm_kwargs_raise(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=kwargs, device="cpu")

@@ -90,7 +90,7 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
     if "pdm_kwargs" in method:
         policy = PDMPolicy
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}), pdm_kwargs=method["pdm_kwargs"])
-        for option in ("net_arch", "skip_to_heads", "share_trunk"):
+        for option in ("net_arch", "skip_to_heads", "share_trunk", "value_norm_rate", "actor_pdm_kwargs"):
             if option in method:
                 policy_kwargs[option] = method[option]
         kwargs["policy_kwargs"] = policy_kwargs
