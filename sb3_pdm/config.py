@@ -59,7 +59,8 @@ class PDMConfig:
         ``"sqeuclidean"`` or ``"cosine"``.
     :param normalization: Normalisation of the target distances: ``"mean"`` (default, the target's mean is tied to
         ``feature_scale``, which anchors the feature scale) or ``"none"`` (the target keeps the input's scale).
-    :param feature_scale: Per-unit standard deviation the layer's features are driven to (``normalization="mean"``).
+    :param feature_scale: Per-unit standard deviation the layer's features are driven to (``normalization="mean"``);
+        the default 0.25 keeps tanh units out of saturation (``docs/method.md``).
     :param guidance_coef: Weight ``beta >= 0`` of reward-signal distances in the target (0 disables guidance).
     :param local_lr: Learning rate of each layer's own optimizer: a float or a schedule of the remaining
         progress (1 -> 0), as SB3's ``learning_rate``.
@@ -76,7 +77,7 @@ class PDMConfig:
 
     distance: str = "euclidean"
     normalization: str = "mean"
-    feature_scale: float = 1.0
+    feature_scale: float = 0.25
     guidance_coef: float = 1.0
     local_lr: float | Callable[[float], float] = 3e-4
     local_optimizer: str | type[th.optim.Optimizer] = "adam"

@@ -76,7 +76,7 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
     :param skip_to_heads: The heads read the features extractor's output next to the last PDM layer's.
     :param value_norm_rate: If set, the value head predicts returns in units of running statistics of the returns
         (:class:`sb3_pdm.heads.NormalizedValueHead`, PopArt-style), which move by this rate at every training
-        minibatch; needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None`` (default): SB3's plain linear head.
+        minibatch (default 0.01); needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None``: SB3's plain linear head.
     :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
         ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).

@@ -4,6 +4,12 @@ import torch as th
 from torch import nn
 
 
+def check_value_norm_rate(rate: float) -> None:
+    """Raise a ``ValueError`` naming ``value_norm_rate`` unless ``0 < rate <= 1``."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise ValueError(f"value_norm_rate must be a number in (0, 1] (or None for a plain head), got {rate!r}")
+
+
 class NormalizedValueHead(nn.Module):
     """
     Linear value head that predicts returns in units of running statistics of the returns, as in PopArt
@@ -24,8 +30,7 @@ class NormalizedValueHead(nn.Module):
 
     def __init__(self, linear: nn.Linear, rate: float) -> None:
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-            raise ValueError(f"value_norm_rate must be a number in (0, 1] (or None for a plain head), got {rate!r}")
+        check_value_norm_rate(rate)
         self.rate = float(rate)
         if not isinstance(linear, nn.Linear) or linear.out_features != 1:
             raise ValueError(f"NormalizedValueHead needs an nn.Linear with one output, got {linear!r}")
@@ -37,6 +42,16 @@ class NormalizedValueHead(nn.Module):
         self.register_buffer("n_updates", th.zeros((), dtype=th.long))
         self.register_buffer("mean", th.zeros(()))
         self.register_buffer("std", th.ones(()))
+
+    @property
+    def in_features(self) -> int:
+        """Size of the features read by the head (as ``nn.Linear``)."""
+        return self.linear.in_features
+
+    @property
+    def out_features(self) -> int:
+        """One output: the value (as ``nn.Linear``)."""
+        return self.linear.out_features
 
     @th.no_grad()
     def update(self, targets: th.Tensor) -> None:

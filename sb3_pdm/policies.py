@@ -20,7 +20,7 @@ from torch import nn
 from sb3_pdm.config import PDMConfig, resolve_activation
 from sb3_pdm.extractors import PDMCombinedExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN, make_config
 from sb3_pdm.guidance import GuidanceSignals, read_signals
-from sb3_pdm.heads import NormalizedValueHead
+from sb3_pdm.heads import NormalizedValueHead, check_value_norm_rate
 from sb3_pdm.layers import PDMLayer, pdm_layers
 from sb3_pdm.trunks import PDMMlpExtractor
 
@@ -76,7 +76,7 @@ class PDMActorCriticMixin:
         pdm_kwargs: PDMConfig | dict[str, Any] | None = None,
         share_trunk: bool = False,
         skip_to_heads: bool = False,
-        value_norm_rate: float | None = None,
+        value_norm_rate: float | None = 0.01,
         actor_pdm_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -90,7 +90,7 @@ class PDMActorCriticMixin:
         self.share_trunk = share_trunk
         self.skip_to_heads = skip_to_heads
         if value_norm_rate is not None:
-            NormalizedValueHead(nn.Linear(1, 1), value_norm_rate)  # validates the rate before anything is built
+            check_value_norm_rate(value_norm_rate)
         self.value_norm_rate = value_norm_rate
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
@@ -315,7 +315,7 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
     :param skip_to_heads: The heads read the features extractor's output next to the last PDM layer's.
     :param value_norm_rate: If set, the value head predicts returns in units of running statistics of the returns
         (:class:`sb3_pdm.heads.NormalizedValueHead`, PopArt-style), which move by this rate at every training
-        minibatch; needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None`` (default): SB3's plain linear head.
+        minibatch (default 0.01); needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None``: SB3's plain linear head.
     :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
         ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).

@@ -57,7 +57,7 @@ def sample_pdm_params(trial: optuna.Trial) -> dict[str, Any]:
 
     - ``local_lr``: log-uniform in [1e-5, 3e-3] (default 3e-4);
     - ``guidance_coef``: uniform in [0, 4] (default 1; 0 turns guidance off);
-    - ``feature_scale``: log-uniform in [0.3, 3] (default 1).
+    - ``feature_scale``: log-uniform in [0.1, 1] (default 0.25).
 
     Widths are not sampled here: the zoo's samplers already choose ``net_arch`` (PPO: 64, 64-64 or 256-256; A2C
     and TRPO: 64-64 or 256-256), and the PDM trunks are built with those widths.
@@ -68,7 +68,7 @@ def sample_pdm_params(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "local_lr": trial.suggest_float(f"{PREFIX}local_lr", 1e-5, 3e-3, log=True),
         "guidance_coef": trial.suggest_float(f"{PREFIX}guidance_coef", 0.0, 4.0),
-        "feature_scale": trial.suggest_float(f"{PREFIX}feature_scale", 0.3, 3.0, log=True),
+        "feature_scale": trial.suggest_float(f"{PREFIX}feature_scale", 0.1, 1.0, log=True),
     }
 
 

@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from sb3_pdm import NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, summarize
 from sb3_pdm.benchmark.runner import RunSpec, make_model
@@ -71,3 +72,12 @@ def test_ep1_method_steps_in_the_first_epoch_only():
     model.learn(model.n_steps * model.n_envs, callback=callbacks)
     n_minibatches = -(-model.n_steps * model.n_envs // model.batch_size)
     assert all(layer._n_updates == n_minibatches for layer in pdm_layers(model.policy))
+
+
+@pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])
+def test_methods_build_their_defaults_or_pin_v1(method):
+    """``pdm``/``frozen`` follow the current defaults; the v1 methods keep saturating features and a plain value head."""
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
+    v1 = method not in ("pdm", "frozen")
+    assert isinstance(model.policy.value_net, NormalizedValueHead) != v1
+    assert all(layer.config.feature_scale == (1.0 if v1 else PDMConfig().feature_scale) for layer in pdm_layers(model.policy))

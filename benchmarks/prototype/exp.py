@@ -19,6 +19,7 @@ Flags of a variant (second dict of :data:`VARIANTS`; the first dict is a ``sb3_p
 - ``shared_critic_only``: shared layers are guided by the return alone; ``freeze_actor``: actor layers never step.
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -46,6 +47,7 @@ FLAGS = dict(
     freeze_actor=False,
     centred_code=False,
     local_epochs=0,
+    actor_lr=None,
 )
 
 VARIANTS = {
@@ -112,6 +114,20 @@ VARIANTS = {
     "sgd3e3": ({"pdm_kwargs": {"local_optimizer": "sgd", "local_lr": 3e-3}}, {}),
     "lin-g4": ({"pdm_kwargs": {"guidance_coef": 4.0}, "net_arch": {"pi": [], "vf": [64, 64]}}, {}),
     "lin-probe-g4": ({"pdm_kwargs": {"guidance_coef": 4.0}, "net_arch": {"pi": [], "vf": [64, 64]}}, {"probe_coef": 1.0}),
+    "vn": ({"pdm_kwargs": {}, "value_norm_rate": 0.01}, {}),
+    "frozen-vn": ({"pdm_kwargs": {}, "frozen": True, "value_norm_rate": 0.01}, {}),
+    "lin-vn": ({"pdm_kwargs": {}, "net_arch": {"pi": [], "vf": [64, 64]}, "value_norm_rate": 0.01}, {}),
+    "vn-aslow": ({"pdm_kwargs": {}, "value_norm_rate": 0.01}, {"actor_lr": 3e-5}),
+    "vn-probe": ({"pdm_kwargs": {}, "value_norm_rate": 0.01}, {"probe_coef": 1.0, "probe_critic_only": True}),
+    "vn-afrozen": ({"pdm_kwargs": {}, "value_norm_rate": 0.01}, {"freeze_actor": True}),
+    "aslow": ({"pdm_kwargs": {}}, {"actor_lr": 3e-5}),
+    "vn-fs025": ({"pdm_kwargs": {"feature_scale": 0.25}, "value_norm_rate": 0.01}, {}),
+    "vn-fs025-aslow": ({"pdm_kwargs": {"feature_scale": 0.25}, "value_norm_rate": 0.01}, {"actor_lr": 3e-5}),
+    "vn-fs025-ep1": ({"pdm_kwargs": {"feature_scale": 0.25, "local_epochs": 1}, "value_norm_rate": 0.01}, {}),
+    "vn-fs025-a1": (
+        {"pdm_kwargs": {"feature_scale": 0.25}, "value_norm_rate": 0.01, "actor_pdm_kwargs": {"feature_scale": 1.0}},
+        {},
+    ),
     "ccode-linlr": ({"pdm_kwargs": {"local_lr": 3e-4}}, {"centred_code": True, "linlr": True}),
 }
 
@@ -210,6 +226,10 @@ def main():
     method, flags = VARIANTS[variant]
     FLAGS.update(flags)
     method = dict(method)
+    if "pdm_kwargs" in method:
+        # The variants ran on the v1 defaults (saturating features, plain value head) unless they say otherwise.
+        method["pdm_kwargs"] = {"feature_scale": 1.0, **method["pdm_kwargs"]}
+        method.setdefault("value_norm_rate", None)
     if flags.get("linlr"):
         lr0 = method["pdm_kwargs"]["local_lr"]
         method["pdm_kwargs"] = dict(method["pdm_kwargs"], local_lr=lambda p: lr0 * p)
@@ -217,6 +237,11 @@ def main():
     th.set_num_threads(1)
     spec = runner.RunSpec(env, algo, variant, seed, budget, n_evals=5, eval_episodes=20)
     model, eval_env, callbacks, budget = runner.make_model(spec)
+    if FLAGS["actor_lr"] is not None:
+        # Per-role local rate: the actor trunk's layers get their own (copied) configuration.
+        for layer in L.pdm_layers(model.policy.mlp_extractor.policy_net):
+            layer.config = dataclasses.replace(layer.config, local_lr=FLAGS["actor_lr"])
+            layer.set_progress(1.0)
     evaluation = runner._PeriodicEvaluation(eval_env, max(budget // spec.n_evals, 1), spec.eval_episodes)
     ev = EVLog()
     start = time.perf_counter()

@@ -22,21 +22,34 @@ from sb3_pdm.policies import PDMPolicy
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C}
 
+#: The defaults up to sb3_pdm 0.x ("v1"): ``feature_scale=1`` (saturated tanh features) and a plain value head. The
+#: ablations measured on them pin them, so that their committed results stay reproducible under their names.
+V1: dict[str, Any] = {"feature_scale": 1.0}
+
 #: Methods by name: stock SB3 (backprop), PDM with its defaults, the frozen-random-features control, and variants.
 METHODS: dict[str, dict[str, Any]] = {
     "backprop": {},
     "pdm": {"pdm_kwargs": {}},
     "frozen": {"pdm_kwargs": {}, "frozen": True},
-    "pdm-noguide": {"pdm_kwargs": {"guidance_coef": 0.0}},
-    "pdm-wide": {"pdm_kwargs": {}, "net_arch": [256, 256]},
-    "pdm-slow": {"pdm_kwargs": {"local_lr": 3e-5}},
-    "pdm-skip": {"pdm_kwargs": {}, "skip_to_heads": True},
     # Layers step in the first pass over each rollout only (PPO's other epochs train the heads on fixed features).
     "pdm-ep1": {"pdm_kwargs": {"local_epochs": 1}},
-    "frozen-skip": {"pdm_kwargs": {}, "skip_to_heads": True, "frozen": True},
+    # The v1 defaults, their control and their ablations.
+    "pdm-v1": {"pdm_kwargs": V1, "value_norm_rate": None},
+    "frozen-v1": {"pdm_kwargs": V1, "value_norm_rate": None, "frozen": True},
+    "pdm-v1-ep1": {"pdm_kwargs": {**V1, "local_epochs": 1}, "value_norm_rate": None},
+    "pdm-noguide": {"pdm_kwargs": {**V1, "guidance_coef": 0.0}, "value_norm_rate": None},
+    "pdm-wide": {"pdm_kwargs": V1, "value_norm_rate": None, "net_arch": [256, 256]},
+    "pdm-slow": {"pdm_kwargs": {**V1, "local_lr": 3e-5}, "value_norm_rate": None},
+    "pdm-skip": {"pdm_kwargs": V1, "value_norm_rate": None, "skip_to_heads": True},
+    "frozen-skip": {"pdm_kwargs": V1, "value_norm_rate": None, "skip_to_heads": True, "frozen": True},
     # No actor trunk: a linear action head on the observation, beside a PDM critic trunk (and its frozen control).
-    "pdm-linear-actor": {"pdm_kwargs": {}, "net_arch": {"pi": [], "vf": [64, 64]}},
-    "frozen-linear-actor": {"pdm_kwargs": {}, "net_arch": {"pi": [], "vf": [64, 64]}, "frozen": True},
+    "pdm-linear-actor": {"pdm_kwargs": V1, "value_norm_rate": None, "net_arch": {"pi": [], "vf": [64, 64]}},
+    "frozen-linear-actor": {
+        "pdm_kwargs": V1,
+        "value_norm_rate": None,
+        "net_arch": {"pi": [], "vf": [64, 64]},
+        "frozen": True,
+    },
 }
 
 
