@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch as th
+from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from sb3_pdm.objective import DISTANCES, NORMALIZATIONS
@@ -62,8 +63,9 @@ class PDMConfig:
     :param feature_scale: Per-unit standard deviation the layer's features are driven to (``normalization="mean"``);
         the default 0.25 keeps tanh units out of saturation (``docs/method.md``).
     :param guidance_coef: Weight ``beta >= 0`` of reward-signal distances in the target (0 disables guidance).
-    :param local_lr: Learning rate of each layer's own optimizer: a float or a schedule of the remaining
-        progress (1 -> 0), as SB3's ``learning_rate``.
+    :param local_lr: Learning rate of each layer's own optimizer: a float, a schedule of the remaining progress
+        (1 -> 0) as SB3's ``learning_rate``, or ``"lin_<rate>"`` (RL-Zoo's notation: from ``<rate>`` down to 0
+        linearly over training, e.g. ``"lin_3e-4"``).
     :param local_optimizer: ``"adam"`` (default), ``"sgd"``, ``"rmsprop"`` or a ``torch.optim.Optimizer`` class.
     :param local_optimizer_kwargs: Extra keyword arguments of the local optimizer.
     :param local_steps: Local optimizer steps per training-mode forward pass.
@@ -79,7 +81,7 @@ class PDMConfig:
     normalization: str = "mean"
     feature_scale: float = 0.25
     guidance_coef: float = 1.0
-    local_lr: float | Callable[[float], float] = 3e-4
+    local_lr: float | str | Callable[[float], float] = 3e-4
     local_optimizer: str | type[th.optim.Optimizer] = "adam"
     local_optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     local_steps: int = 1
@@ -94,7 +96,9 @@ class PDMConfig:
         _check_positive(self.feature_scale, "feature_scale")
         if not isinstance(self.guidance_coef, (int, float)) or self.guidance_coef < 0:
             raise ValueError(f"guidance_coef must be a number >= 0 (0 disables guidance), got {self.guidance_coef!r}")
-        if not callable(self.local_lr):
+        if isinstance(self.local_lr, str):
+            _parse_linear_rate(self.local_lr)
+        elif not callable(self.local_lr):
             _check_positive(self.local_lr, "local_lr")
         self.optimizer_class  # noqa: B018 (validates local_optimizer)
         if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) or self.local_steps <= 0:
@@ -125,14 +129,33 @@ class PDMConfig:
             return self.local_optimizer
         raise TypeError(f"local_optimizer must be a torch.optim.Optimizer class or a name, got {self.local_optimizer!r}")
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether the local rate changes over training (a schedule or ``"lin_<rate>"``), not a constant."""
+        return isinstance(self.local_lr, str) or callable(self.local_lr)
+
     def lr_at(self, progress_remaining: float) -> float:
         """Local learning rate at the given remaining progress (1 at the start of training, 0 at the end)."""
+        if isinstance(self.local_lr, str):
+            return float(LinearSchedule(_parse_linear_rate(self.local_lr), 0.0, 1.0)(progress_remaining))
         lr = self.local_lr(progress_remaining) if callable(self.local_lr) else self.local_lr
         return float(lr)
 
     def to_dict(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this configuration."""
         return asdict(self)
+
+
+def _parse_linear_rate(schedule: str) -> float:
+    """The initial rate of a ``"lin_<rate>"`` schedule; a ``ValueError`` naming ``local_lr`` for anything else."""
+    prefix, _, rate = schedule.partition("_")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = float("nan")
+    if prefix != "lin" or not value > 0 or value == float("inf"):
+        raise ValueError(f"local_lr as a string must be 'lin_<positive rate>' (e.g. 'lin_3e-4'), got {schedule!r}")
+    return value
 
 
 def _check_positive(value: Any, name: str) -> None:

@@ -5,6 +5,8 @@ No gradient ever leaves a PDM layer: its output is always detached, so the RL lo
 parameters, and its local loss only sees its own (detached) input and output.
 """
 
+import warnings
+
 import torch as th
 from torch import nn
 
@@ -40,6 +42,8 @@ class PDMLayer(nn.Module):
         self.target_scale = natural_target_scale(self.config.distance, self.config.feature_scale, out_features)
         self.local_learning = True
         self._guidance: th.Tensor | None = None
+        # A scheduled local rate needs someone (PDMCallback) to call set_progress; warned once if nobody does.
+        self._progress_driven = not self.config.scheduled
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -66,6 +70,7 @@ class PDMLayer(nn.Module):
         """Update the local learning rate from its schedule (``progress_remaining`` goes from 1 to 0)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr_at(progress_remaining)
+        self._progress_driven = True
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         x = x.detach()
@@ -89,6 +94,13 @@ class PDMLayer(nn.Module):
         return output
 
     def _local_update(self, x: th.Tensor, output: th.Tensor, guidance: th.Tensor | None) -> None:
+        if not self._progress_driven:
+            self._progress_driven = True
+            warnings.warn(
+                f"local_lr is a schedule ({self.config.local_lr!r}) but nothing updates it: the PDM layers keep their "
+                "initial rate. Pass callback=PDMCallback() to learn(), which sets it at each rollout.",
+                stacklevel=4,
+            )
         if x.shape[0] < 2:
             self._n_skipped += 1
             return

@@ -7,7 +7,15 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO, SAC
 from stable_baselines3.common.envs import IdentityEnvBox
 
-from sb3_pdm import CnnPDMPolicy, MultiInputPDMPolicy, PDMLayer, PDMMlpFeaturesExtractor, PDMPolicy, PDMRolloutBuffer
+from sb3_pdm import (
+    CnnPDMPolicy,
+    MultiInputPDMPolicy,
+    PDMCallback,
+    PDMLayer,
+    PDMMlpFeaturesExtractor,
+    PDMPolicy,
+    PDMRolloutBuffer,
+)
 from tests.conftest import all_equal, head_params, none_equal, pdm_params
 
 
@@ -164,6 +172,47 @@ def test_actor_pdm_kwargs_override_the_actor_trunk_only(tmp_path):
     loaded = PPO.load(tmp_path / "model", device="cpu")
     assert loaded.policy.actor_pdm_kwargs == dict(local_lr=1e-5, local_epochs=1)
     assert loaded.policy.mlp_extractor.policy_net[0].config.local_lr == 1e-5
+
+
+def test_linear_local_lr_decays_with_training_progress(tmp_path):
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        policy_kwargs=dict(net_arch=[8], pdm_kwargs=dict(local_lr="lin_1e-3")),
+        seed=0,
+        device="cpu",
+    )
+    layers = [m for m in model.policy.modules() if isinstance(m, PDMLayer)]
+    assert all(layer.optimizer.param_groups[0]["lr"] == 1e-3 for layer in layers)
+    model.learn(128, callback=PDMCallback())
+    # The rate is set at the start of each rollout: the fourth of four starts with 1/4 of the budget left.
+    assert all(layer.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-4) for layer in layers)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.pdm_config.local_lr == "lin_1e-3"
+    assert [layer.optimizer.param_groups[0]["lr"] for layer in loaded.policy.modules() if isinstance(layer, PDMLayer)] == [
+        layer.optimizer.param_groups[0]["lr"] for layer in layers
+    ]
+
+
+def test_local_lr_schedule_without_callback_warns_and_keeps_its_initial_rate():
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        policy_kwargs=dict(net_arch=[8], pdm_kwargs=dict(local_lr="lin_1e-3")),
+        rollout_buffer_class=PDMRolloutBuffer,
+        seed=0,
+        device="cpu",
+    )
+    with pytest.warns(UserWarning, match="PDMCallback"):
+        model.learn(64)
+    assert all(m.optimizer.param_groups[0]["lr"] == 1e-3 for m in model.policy.modules() if isinstance(m, PDMLayer))
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,17 @@ METHODS: dict[str, dict[str, Any]] = {
     "frozen": {"pdm_kwargs": {}, "frozen": True},
     # Layers step in the first pass over each rollout only (PPO's other epochs train the heads on fixed features).
     "pdm-ep1": {"pdm_kwargs": {"local_epochs": 1}},
+    # The local rate decays linearly to 0 over training, as the zoo's head rates do: features settle under the heads.
+    "pdm-linlr": {"pdm_kwargs": {"local_lr": "lin_3e-4"}},
+    # Decaying rates, the critic trunk's faster (1e-3) or the actor trunk's slower (3e-5).
+    "pdm-linlr-c1e3": {
+        "pdm_kwargs": {"local_lr": "lin_1e-3"},
+        "actor_pdm_kwargs": {"local_lr": "lin_3e-4"},
+    },
+    "pdm-linlr-a3e5": {
+        "pdm_kwargs": {"local_lr": "lin_3e-4"},
+        "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
+    },
     # The v1 defaults, their control and their ablations.
     "pdm-v1": {"pdm_kwargs": V1, "value_norm_rate": None},
     "frozen-v1": {"pdm_kwargs": V1, "value_norm_rate": None, "frozen": True},
