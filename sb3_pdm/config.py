@@ -59,7 +59,10 @@ class PDMConfig:
     :param distance: Pairwise distance matched between input and output: ``"euclidean"`` (default),
         ``"sqeuclidean"`` or ``"cosine"``.
     :param normalization: Normalisation of the target distances: ``"mean"`` (default, the target's mean is tied to
-        ``feature_scale``, which anchors the feature scale) or ``"none"`` (the target keeps the input's scale).
+        ``feature_scale``, which anchors the feature scale), ``"running"`` (input and guidance distances divided by
+        moving averages of their batch means instead of each batch's own, and raw guidance signals: the feature
+        scale is anchored over batches, while a batch of closer samples or more similar returns keeps closer
+        features) or ``"none"`` (the target keeps the input's scale).
     :param feature_scale: Per-unit standard deviation the layer's features are driven to (``normalization="mean"``);
         the default 0.25 keeps tanh units out of saturation (``docs/method.md``).
     :param guidance_coef: Weight ``beta >= 0`` of reward-signal distances in the target (0 disables guidance).

@@ -11,7 +11,10 @@ import torch as th
 from torch import nn
 
 from sb3_pdm.config import PDMConfig, resolve_activation
-from sb3_pdm.objective import natural_target_scale, pairwise_distances, pdm_loss, target_distances
+from sb3_pdm.objective import natural_target_scale, off_diagonal_mean, pairwise_distances, pdm_loss, target_distances
+
+#: Weight of each batch in the running means of pairwise distances (``normalization="running"``).
+RUNNING_RATE = 0.01
 
 
 class PDMLayer(nn.Module):
@@ -44,6 +47,10 @@ class PDMLayer(nn.Module):
         self._guidance: th.Tensor | None = None
         # A scheduled local rate needs someone (PDMCallback) to call set_progress; warned once if nobody does.
         self._progress_driven = not self.config.scheduled
+        # normalization="running": moving averages of the batch-mean input and guidance distances, and their
+        # debiasing weights (1 - (1 - rate)^n), kept in the extra state so that a save resumes them.
+        self._distance_means = th.zeros(2)
+        self._distance_weights = th.zeros(2)
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -105,12 +112,18 @@ class PDMLayer(nn.Module):
             self._n_skipped += 1
             return
         with th.no_grad():
+            input_distances = pairwise_distances(x, self.config.distance)
+            guidance_distances = pairwise_distances(guidance, "euclidean") if guidance is not None else None
+            means: list[th.Tensor | None] = [None, None]
+            if self.config.normalization == "running":
+                means = self._running_means(input_distances, guidance_distances)
             targets = target_distances(
-                pairwise_distances(x, self.config.distance),
-                pairwise_distances(guidance, "euclidean") if guidance is not None else None,
+                input_distances,
+                guidance_distances,
                 self.config.guidance_coef,
                 self.config.normalization,
                 self.target_scale,
+                *means,
             )
         for step in range(self.config.local_steps):
             # Extra steps recompute the output with the updated parameters.
@@ -127,6 +140,27 @@ class PDMLayer(nn.Module):
         self._loss_sum = self._loss_sum + loss.detach()
         self._n_updates += 1
         self._last_output = output.detach()
+
+    def _running_means(self, input_distances: th.Tensor, guidance_distances: th.Tensor | None) -> list[th.Tensor | None]:
+        """Move the running means of the batch-mean distances and return them, debiased (``None`` without guidance)."""
+        batch = [
+            off_diagonal_mean(input_distances),
+            None if guidance_distances is None else off_diagonal_mean(guidance_distances),
+        ]
+        means: list[th.Tensor | None] = []
+        for k, value in enumerate(batch):
+            if value is None or not th.isfinite(value):
+                means.append(None if value is None or self._distance_weights[k] == 0 else self._debiased(k))
+                continue
+            self._distance_means = self._distance_means.to(value.device)
+            self._distance_weights = self._distance_weights.to(value.device)
+            self._distance_means[k] = (1.0 - RUNNING_RATE) * self._distance_means[k] + RUNNING_RATE * value
+            self._distance_weights[k] = (1.0 - RUNNING_RATE) * self._distance_weights[k] + RUNNING_RATE
+            means.append(self._debiased(k))
+        return means
+
+    def _debiased(self, k: int) -> th.Tensor:
+        return self._distance_means[k] / self._distance_weights[k]
 
     def _reset_diagnostics(self) -> None:
         self._loss_sum: th.Tensor | float = 0.0
@@ -152,11 +186,22 @@ class PDMLayer(nn.Module):
         return stats
 
     def get_extra_state(self) -> dict:
-        """Local optimizer state, stored in ``state_dict()`` so that ``model.save`` keeps it."""
-        return {"optimizer": self.optimizer.state_dict()}
+        """
+        Local optimizer state and running distance means (``normalization="running"``), stored in ``state_dict()``
+        so that ``model.save`` keeps them.
+        """
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "distance_means": self._distance_means.clone(),
+            "distance_weights": self._distance_weights.clone(),
+        }
 
     def set_extra_state(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        # Absent from the saves of versions before normalization="running": the running means start afresh.
+        if "distance_means" in state:
+            self._distance_means = state["distance_means"].clone()
+            self._distance_weights = state["distance_weights"].clone()
 
 
 class PDMLinear(PDMLayer):

@@ -21,7 +21,7 @@ import math
 import torch as th
 
 DISTANCES = ("euclidean", "sqeuclidean", "cosine")
-NORMALIZATIONS = ("mean", "none")
+NORMALIZATIONS = ("mean", "running", "none")
 
 # Added under square roots and to denominators so that identical samples give finite gradients.
 _EPS = 1e-8
@@ -86,6 +86,8 @@ def target_distances(
     guidance_coef: float,
     normalization: str,
     target_scale: float,
+    input_mean: th.Tensor | None = None,
+    guidance_mean: th.Tensor | None = None,
 ) -> th.Tensor:
     """
     Target distances of a PDM layer: input geometry, optionally mixed with reward-signal geometry.
@@ -94,16 +96,23 @@ def target_distances(
     :param guidance_distances: Pairwise distance matrix of the per-sample guidance signals, or ``None``.
     :param guidance_coef: Weight ``beta >= 0`` of the guidance distances.
     :param normalization: ``"mean"``: the target's mean is ``target_scale`` (anchors the feature scale);
-        ``"none"``: the target keeps the input distances' own scale.
-    :param target_scale: Mean of the target when ``normalization="mean"``.
+        ``"running"``: distances are divided by the running means passed in ``input_mean`` and ``guidance_mean``
+        instead of the batch's own, so the target's mean is ``target_scale`` on average over batches and a batch
+        whose samples are closer than usual keeps closer features; ``"none"``: the target keeps the input
+        distances' own scale.
+    :param target_scale: Mean of the target when ``normalization`` is ``"mean"`` or ``"running"``.
+    :param input_mean: Divisor of the input distances (``"running"``); default: their mean over the batch's pairs.
+    :param guidance_mean: Divisor of the guidance distances (``"running"``); default: their mean over the pairs.
     :return: Target distance matrix (no gradient).
     """
-    input_mean = off_diagonal_mean(input_distances)
+    if input_mean is None:
+        input_mean = off_diagonal_mean(input_distances)
     target = input_distances / (input_mean + _EPS)
     if guidance_distances is not None and guidance_coef > 0.0:
-        guidance_mean = off_diagonal_mean(guidance_distances)
+        if guidance_mean is None:
+            guidance_mean = off_diagonal_mean(guidance_distances)
         target = (target + guidance_coef * guidance_distances / (guidance_mean + _EPS)) / (1.0 + guidance_coef)
-    scale = target_scale if normalization == "mean" else input_mean
+    scale = input_mean if normalization == "none" else target_scale
     return (target * scale).detach()
 
 

@@ -180,8 +180,13 @@ class PDMActorCriticMixin:
 
     # --- reward-driven guidance -------------------------------------------------------------------------------
 
-    def _actor_signal(self, signals: GuidanceSignals) -> th.Tensor:
-        """Advantage-weighted action code: states where an action helped lie apart from where it hurt."""
+    def _actor_signal(self, signals: GuidanceSignals, standardize: bool = True) -> th.Tensor:
+        """
+        Advantage-weighted action code: states where an action helped lie apart from where it hurt.
+
+        :param signals: The minibatch's signals.
+        :param standardize: Advantages standardised over the minibatch (else raw, for ``normalization="running"``).
+        """
         actions = signals.actions
         if isinstance(self.action_space, spaces.Discrete):
             code = F.one_hot(actions.long().flatten(), int(self.action_space.n)).float()
@@ -192,7 +197,8 @@ class PDMActorCriticMixin:
             code = 2.0 * actions.float().reshape(len(actions), -1) - 1.0
         else:
             code = actions.float().reshape(len(actions), -1)
-        return _standardize(signals.advantages)[:, None] * code
+        advantages = _standardize(signals.advantages) if standardize else signals.advantages.float().flatten()
+        return advantages[:, None] * code
 
     @contextmanager
     def _guided(self, obs: PyTorchObs) -> Iterator[None]:
@@ -222,18 +228,20 @@ class PDMActorCriticMixin:
             if not guided:
                 yield
                 return
-            critic = _standardize(signals.returns.flatten())[:, None]
-            actor = self._actor_signal(signals)
+            # Standardised over the minibatch; raw for layers that normalise distances by running means, so that a
+            # minibatch whose returns (or advantages) differ less than usual guides less.
+            critic = {True: _standardize(signals.returns.flatten())[:, None], False: signals.returns.float().reshape(-1, 1)}
+            actor = {standardize: self._actor_signal(signals, standardize) for standardize in (True, False)}
             # Shared trunks and features extractors serve both heads: they get both signals.
             assignments = [
                 (actor_layers, actor),
                 (critic_layers, critic),
-                (shared_layers, th.cat([critic, actor], dim=1)),
+                (shared_layers, {k: th.cat([critic[k], actor[k]], dim=1) for k in (True, False)}),
             ]
             try:
                 for group, signal in assignments:
                     for layer in group:
-                        layer.set_guidance(signal)
+                        layer.set_guidance(signal[layer.config.normalization != "running"])
                 yield
             finally:
                 for layer in layers:

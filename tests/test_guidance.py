@@ -109,6 +109,38 @@ def test_guidance_signal_per_trunk_role():
     assert all_equal(before, pdm_params(model.policy))
 
 
+def test_running_normalization_layers_get_raw_signals():
+    from sb3_pdm.guidance import GuidanceSignals, attach_signals
+
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(pdm_kwargs=dict(normalization="running"), actor_pdm_kwargs=dict(normalization="mean")),
+    )
+    model.policy.set_training_mode(True)
+    obs, returns, advantages = th.randn(32, 4), 50.0 + 10.0 * th.randn(32), 3.0 * th.randn(32)
+    actions = th.randint(0, 2, (32,))
+    attach_signals(obs, GuidanceSignals(returns, advantages, actions[:, None].float()))
+    received = {}
+    for name in ("value_net.0", "policy_net.0"):
+        layer = model.policy.mlp_extractor.get_submodule(name)
+        set_guidance = layer.set_guidance
+        layer.set_guidance = lambda signal, name=name, set_guidance=set_guidance: (
+            received.setdefault(name, signal),
+            set_guidance(signal),
+        )
+    model.policy.evaluate_actions(obs, actions)
+    # Critic trunk ("running"): the raw returns. Actor trunk ("mean"): standardised advantages times the action code.
+    assert th.equal(received["value_net.0"], returns[:, None])
+    standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
+    expected = standardized[:, None] * th.nn.functional.one_hot(actions, 2).float()
+    assert th.allclose(received["policy_net.0"], expected, atol=1e-5)
+
+
 class _StepsPerEpoch:
     """Counts, for every pass over the rollout, the local steps of the first PDM layer and the head updates."""
 

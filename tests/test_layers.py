@@ -154,3 +154,44 @@ def test_bad_activation_and_sizes_raise():
         PDMLinear(4, 4, activation_fn="sigmoidish")
     with pytest.raises(TypeError, match="activation_fn"):
         PDMLinear(4, 4, activation_fn=3)
+
+
+def test_target_distances_divide_by_the_given_means():
+    from sb3_pdm.objective import off_diagonal_mean, target_distances
+
+    d_in = pairwise_distances(make_batch(), "euclidean")
+    batch_mean = off_diagonal_mean(d_in)
+    assert off_diagonal_mean(target_distances(d_in, None, 0.0, "mean", 2.0)) == pytest.approx(2.0, rel=1e-4)
+    # Divided by a running mean twice the batch's: the target's mean is half the target scale.
+    running = target_distances(d_in, None, 0.0, "running", 2.0, input_mean=2 * batch_mean)
+    assert off_diagonal_mean(running) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_running_normalization_keeps_the_relative_spread_of_a_batch():
+    """After batches of unit spread, a batch at half the spread gets targets at about half the scale, not the full."""
+    layer = PDMLinear(6, 16, config=PDMConfig(normalization="running", guidance_coef=0.0))
+    for seed in range(300):
+        layer(make_batch(seed=seed))
+    narrow = 0.5 * make_batch(seed=1000)
+    d_in = pairwise_distances(narrow, "euclidean")
+    running_means = layer._running_means(d_in, None)
+    from sb3_pdm.objective import off_diagonal_mean, target_distances
+
+    targets = target_distances(d_in, None, 0.0, "running", layer.target_scale, *running_means)
+    assert off_diagonal_mean(targets) == pytest.approx(0.5 * layer.target_scale, rel=0.1)
+    # The running means travel with the state dict (model.save), so training resumes with them.
+    clone = PDMLinear(6, 16, config=PDMConfig(normalization="running", guidance_coef=0.0))
+    clone.load_state_dict(layer.state_dict())
+    assert th.equal(clone._distance_means, layer._distance_means)
+    assert th.equal(clone._distance_weights, layer._distance_weights)
+
+
+def test_state_dict_without_running_means_loads():
+    """Saves of versions before normalization="running" hold only the optimizer in the extra state."""
+    layer = PDMLinear(6, 16)
+    layer(make_batch())
+    state = layer.state_dict()
+    state["_extra_state"] = {"optimizer": state["_extra_state"]["optimizer"]}
+    clone = PDMLinear(6, 16)
+    clone.load_state_dict(state)
+    assert th.equal(clone._distance_weights, th.zeros(2))

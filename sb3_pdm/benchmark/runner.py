@@ -44,6 +44,12 @@ METHODS: dict[str, dict[str, Any]] = {
         "pdm_kwargs": {"local_lr": "lin_3e-4"},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
     },
+    # Distances divided by running means over batches (normalization="running"), raw guidance signals.
+    "pdm-running": {"pdm_kwargs": {"normalization": "running"}},
+    "pdm-running-linlr-a3e5": {
+        "pdm_kwargs": {"normalization": "running", "local_lr": "lin_3e-4"},
+        "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
+    },
     # The v1 defaults, their control and their ablations.
     "pdm-v1": {"pdm_kwargs": V1, "value_norm_rate": None},
     "frozen-v1": {"pdm_kwargs": V1, "value_norm_rate": None, "frozen": True},
