@@ -81,3 +81,22 @@ def test_methods_build_their_defaults_or_pin_v1(method):
     v1 = method not in ("pdm", "frozen")
     assert isinstance(model.policy.value_net, NormalizedValueHead) != v1
     assert all(layer.config.feature_scale == (1.0 if v1 else PDMConfig().feature_scale) for layer in pdm_layers(model.policy))
+
+
+@pytest.mark.parametrize(
+    "method, critic_lr, actor_lr, normalization",
+    [
+        ("pdm-linlr", "lin_3e-4", "lin_3e-4", "mean"),
+        ("pdm-linlr-a3e5", "lin_3e-4", "lin_3e-5", "mean"),
+        ("pdm-linlr-c1e3", "lin_1e-3", "lin_3e-4", "mean"),
+        ("pdm-lr1e3", 1e-3, 1e-3, "mean"),
+        ("pdm-running", 3e-4, 3e-4, "running"),
+    ],
+)
+def test_rate_and_normalization_methods_set_each_trunk(method, critic_lr, actor_lr, normalization):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
+    extractor = model.policy.mlp_extractor
+    assert all(layer.config.local_lr == critic_lr for layer in pdm_layers(extractor.value_net))
+    assert all(layer.config.local_lr == actor_lr for layer in pdm_layers(extractor.policy_net))
+    assert all(layer.config.normalization == normalization for layer in pdm_layers(model.policy))
+    assert isinstance(model.policy.value_net, NormalizedValueHead)
