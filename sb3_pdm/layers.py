@@ -142,25 +142,25 @@ class PDMLayer(nn.Module):
         self._last_output = output.detach()
 
     def _running_means(self, input_distances: th.Tensor, guidance_distances: th.Tensor | None) -> list[th.Tensor | None]:
-        """Move the running means of the batch-mean distances and return them, debiased (``None`` without guidance)."""
-        batch = [
-            off_diagonal_mean(input_distances),
-            None if guidance_distances is None else off_diagonal_mean(guidance_distances),
-        ]
+        """
+        Move the running means of the batch-mean distances and return them, debiased (``None`` without guidance).
+        A non-finite batch mean leaves them unchanged; tensor arithmetic only, so no host sync on CUDA.
+        """
+        self._distance_means = self._distance_means.to(input_distances.device)
+        self._distance_weights = self._distance_weights.to(input_distances.device)
         means: list[th.Tensor | None] = []
-        for k, value in enumerate(batch):
-            if value is None or not th.isfinite(value):
-                means.append(None if value is None or self._distance_weights[k] == 0 else self._debiased(k))
+        for k, distances in enumerate([input_distances, guidance_distances]):
+            if distances is None:
+                means.append(None)
                 continue
-            self._distance_means = self._distance_means.to(value.device)
-            self._distance_weights = self._distance_weights.to(value.device)
-            self._distance_means[k] = (1.0 - RUNNING_RATE) * self._distance_means[k] + RUNNING_RATE * value
-            self._distance_weights[k] = (1.0 - RUNNING_RATE) * self._distance_weights[k] + RUNNING_RATE
-            means.append(self._debiased(k))
+            value = off_diagonal_mean(distances)
+            finite = th.isfinite(value)
+            mean, weight = self._distance_means[k], self._distance_weights[k]
+            self._distance_means[k] = th.where(finite, (1.0 - RUNNING_RATE) * mean + RUNNING_RATE * value, mean)
+            self._distance_weights[k] = th.where(finite, (1.0 - RUNNING_RATE) * weight + RUNNING_RATE, weight)
+            # 0 / 0 before any finite batch: a non-finite target, and the step is skipped.
+            means.append(self._distance_means[k] / self._distance_weights[k])
         return means
-
-    def _debiased(self, k: int) -> th.Tensor:
-        return self._distance_means[k] / self._distance_weights[k]
 
     def _reset_diagnostics(self) -> None:
         self._loss_sum: th.Tensor | float = 0.0
