@@ -174,8 +174,9 @@ def test_actor_pdm_kwargs_override_the_actor_trunk_only(tmp_path):
     assert loaded.policy.mlp_extractor.policy_net[0].config.local_lr == 1e-5
 
 
-def test_linear_local_lr_decays_with_training_progress(tmp_path):
-    model = PPO(
+def _linear_local_lr_ppo(**kwargs):
+    """A small PPO on CartPole whose PDM layers' rate decays linearly from 1e-3 ("lin_1e-3")."""
+    return PPO(
         PDMPolicy,
         "CartPole-v1",
         n_steps=32,
@@ -184,7 +185,12 @@ def test_linear_local_lr_decays_with_training_progress(tmp_path):
         policy_kwargs=dict(net_arch=[8], pdm_kwargs=dict(local_lr="lin_1e-3")),
         seed=0,
         device="cpu",
+        **kwargs,
     )
+
+
+def test_linear_local_lr_decays_with_training_progress(tmp_path):
+    model = _linear_local_lr_ppo()
     layers = [m for m in model.policy.modules() if isinstance(m, PDMLayer)]
     assert all(layer.optimizer.param_groups[0]["lr"] == 1e-3 for layer in layers)
     model.learn(128, callback=PDMCallback())
@@ -199,17 +205,7 @@ def test_linear_local_lr_decays_with_training_progress(tmp_path):
 
 
 def test_local_lr_schedule_without_callback_warns_and_keeps_its_initial_rate():
-    model = PPO(
-        PDMPolicy,
-        "CartPole-v1",
-        n_steps=32,
-        batch_size=32,
-        n_epochs=1,
-        policy_kwargs=dict(net_arch=[8], pdm_kwargs=dict(local_lr="lin_1e-3")),
-        rollout_buffer_class=PDMRolloutBuffer,
-        seed=0,
-        device="cpu",
-    )
+    model = _linear_local_lr_ppo(rollout_buffer_class=PDMRolloutBuffer)
     with pytest.warns(UserWarning, match="PDMCallback"):
         model.learn(64)
     assert all(m.optimizer.param_groups[0]["lr"] == 1e-3 for m in model.policy.modules() if isinstance(m, PDMLayer))
