@@ -44,11 +44,11 @@ METHODS: dict[str, dict[str, Any]] = {
         "pdm_kwargs": {"local_lr": "lin_3e-4"},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
     },
+    # A faster constant rate for both trunks; wider trunks (the current defaults otherwise).
     "pdm-lr1e3": {"pdm_kwargs": {"local_lr": 1e-3}},
     "pdm-w256": {"pdm_kwargs": {}, "net_arch": [256, 256]},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running"}},
-    "pdm-running-linlr": {"pdm_kwargs": {"normalization": "running", "local_lr": "lin_3e-4"}},
     "pdm-running-linlr-a3e5": {
         "pdm_kwargs": {"normalization": "running", "local_lr": "lin_3e-4"},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
