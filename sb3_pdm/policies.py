@@ -229,14 +229,18 @@ class PDMActorCriticMixin:
                 yield
                 return
             # Standardised over the minibatch; raw for layers that normalise distances by running means, so that a
-            # minibatch whose returns (or advantages) differ less than usual guides less.
-            critic = {True: _standardize(signals.returns.flatten())[:, None], False: signals.returns.float().reshape(-1, 1)}
-            actor = {standardize: self._actor_signal(signals, standardize) for standardize in (True, False)}
+            # minibatch whose returns (or advantages) differ less than usual guides less. Only the kinds in use.
+            kinds = {layer.config.normalization != "running" for layer in layers}
+            critic = {
+                k: _standardize(signals.returns.flatten())[:, None] if k else signals.returns.float().reshape(-1, 1)
+                for k in kinds
+            }
+            actor = {k: self._actor_signal(signals, k) for k in kinds}
             # Shared trunks and features extractors serve both heads: they get both signals.
             assignments = [
                 (actor_layers, actor),
                 (critic_layers, critic),
-                (shared_layers, {k: th.cat([critic[k], actor[k]], dim=1) for k in (True, False)}),
+                (shared_layers, {k: th.cat([critic[k], actor[k]], dim=1) for k in kinds}),
             ]
             try:
                 for group, signal in assignments:
