@@ -11,7 +11,13 @@ import torch as th
 from torch import nn
 
 from sb3_pdm.config import PDMConfig, resolve_activation
-from sb3_pdm.objective import natural_target_scale, off_diagonal_mean, pairwise_distances, pdm_loss, target_distances
+from sb3_pdm.objective import (
+    natural_target_scale,
+    off_diagonal_mean,
+    pairwise_distances,
+    pdm_loss_and_grad,
+    target_distances,
+)
 
 #: Weight of each batch in the running means of pairwise distances (``normalization="running"``).
 RUNNING_RATE = 0.01
@@ -97,7 +103,8 @@ class PDMLayer(nn.Module):
         with th.no_grad():
             output = self.transform(x)
         index = th.randperm(n_samples, device=x.device)[: self.config.max_pair_samples]
-        self._local_update(x[index], self.transform(x[index]), guidance[index] if guidance is not None else None)
+        pairs = x.index_select(0, index)
+        self._local_update(pairs, self.transform(pairs), guidance.index_select(0, index) if guidance is not None else None)
         return output
 
     def _local_update(self, x: th.Tensor, output: th.Tensor, guidance: th.Tensor | None) -> None:
@@ -128,12 +135,13 @@ class PDMLayer(nn.Module):
         for step in range(self.config.local_steps):
             # Extra steps recompute the output with the updated parameters.
             out = output if step == 0 else self.transform(x)
-            loss = pdm_loss(pairwise_distances(out, self.config.distance), targets)
+            # The loss's gradient with respect to the output in closed form, then back through transform only.
+            loss, grad = pdm_loss_and_grad(out, targets, self.config.distance)
             if not th.isfinite(loss):
                 self._n_skipped += 1
                 return
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            out.backward(grad)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         # Kept as tensors: no host sync on the hot path, converted in pop_diagnostics().

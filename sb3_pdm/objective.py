@@ -44,14 +44,19 @@ def pairwise_distances(x: th.Tensor, distance: str) -> th.Tensor:
     if distance == "cosine":
         x = x / (x.norm(dim=1, keepdim=True) + _EPS)
         return (1.0 - x @ x.T).fill_diagonal_(0.0).clamp_min(0.0)
-    sq_norms = (x * x).sum(dim=1)
-    # The Gram identity leaves rounding noise on the diagonal: zero it (and its gradient) explicitly.
-    squared = th.addmm(sq_norms[:, None] + sq_norms[None, :], x, x.T, alpha=-2.0).fill_diagonal_(0.0)
+    squared = _squared_distances(x)
     if distance == "sqeuclidean":
         return squared.clamp_min(0.0)
     if distance == "euclidean":
         return squared.clamp_min(_EPS).sqrt()
     raise ValueError(f"Unknown distance '{distance}', expected one of {DISTANCES}")
+
+
+def _squared_distances(x: th.Tensor) -> th.Tensor:
+    """Squared euclidean distances between the rows of a 2-D ``x`` by the Gram identity, with a zero diagonal."""
+    sq_norms = (x * x).sum(dim=1)
+    # The Gram identity leaves rounding noise on the diagonal: zero it (and its gradient) explicitly.
+    return th.addmm(sq_norms[:, None] + sq_norms[None, :], x, x.T, alpha=-2.0).fill_diagonal_(0.0)
 
 
 def off_diagonal_mean(matrix: th.Tensor) -> th.Tensor:
@@ -125,3 +130,54 @@ def pdm_loss(output_distances: th.Tensor, targets: th.Tensor) -> th.Tensor:
     :return: Scalar loss.
     """
     return off_diagonal_mean((output_distances - targets) ** 2)
+
+
+def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The local loss ``pdm_loss(pairwise_distances(outputs, distance), targets)`` and its gradient with respect to
+    ``outputs``, without building an autograd graph through the ``B x B`` distance matrix.
+
+    For euclidean distances :math:`d_{ij} = \\lVert h_i - h_j \\rVert` over the :math:`P = B(B-1)` ordered pairs,
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial h_i} = \\frac{4}{P} \\sum_j r_{ij} \\, (h_i - h_j), \\qquad
+        r_{ij} = \\frac{d_{ij} - t_{ij}}{d_{ij}},
+
+        \\text{i.e.} \\quad \\nabla_H L = \\frac{4}{P} \\big(\\operatorname{diag}(R \\mathbf{1}) - R\\big) H,
+
+    with :math:`r_{ij} = 0` where the squared distance is below the clamp (as in :func:`pairwise_distances`,
+    identical samples pass no gradient). Squared euclidean distances give :math:`\\frac{8}{P}` and
+    :math:`r_{ij} = d_{ij} - t_{ij}`. The layer then back-propagates this gradient through its own ``transform``
+    only: the same update as autograd through the whole loss, in far fewer operations (``tests/test_objective.py``
+    checks both agree). Cosine distances go through autograd.
+
+    :param outputs: Batch of the layer's outputs, shape ``(B, ...)`` (its graph, if any, is not used).
+    :param targets: Target distance matrix, zero diagonal.
+    :param distance: One of ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"``.
+    :return: The scalar loss and its gradient, shaped like ``outputs``, both without gradient.
+    """
+    h = outputs.detach().flatten(start_dim=1)
+    if distance == "cosine":
+        with th.enable_grad():
+            leaf = h.clone().requires_grad_(True)
+            loss = pdm_loss(pairwise_distances(leaf, distance), targets)
+            (grad,) = th.autograd.grad(loss, leaf)
+        return loss.detach(), grad.view_as(outputs)
+    with th.no_grad():
+        n_pairs = h.shape[0] * (h.shape[0] - 1)
+        squared = _squared_distances(h)
+        if distance == "euclidean":
+            distances = squared.clamp_min(_EPS).sqrt()
+            residuals = distances - targets
+            weights = th.where(squared >= _EPS, residuals / distances, 0.0)
+            coef = 4.0 / n_pairs
+        elif distance == "sqeuclidean":
+            residuals = squared.clamp_min(0.0) - targets
+            weights = th.where(squared >= 0.0, residuals, 0.0)
+            coef = 8.0 / n_pairs
+        else:
+            raise ValueError(f"Unknown distance '{distance}', expected one of {DISTANCES}")
+        loss = (residuals * residuals).sum() / n_pairs
+        grad = (weights.sum(dim=1, keepdim=True) * h - weights @ h).mul_(coef)
+    return loss, grad.view_as(outputs)

@@ -54,13 +54,13 @@ def test_quick_memory_benchmark(tmp_path, capsys):
     # Backprop keeps every layer's activations until backward.
     assert all(b < c for b, c in zip(backprop, backprop[1:])) and backprop[-1] > 2 * backprop[0]
     assert pdm[-1] < backprop[-1]
-    # Above max_pair_samples the pair matrices stay bounded; without the bound they grow.
+    # The local loss's gradient is computed in closed form: no pair matrix is saved for backward, even without the
+    # pair bound (one float32 B x B matrix is more than everything PDM saves).
     big = max(r["batch"] for r in rows if r["method"] == "pdm-unbounded")
-    bounded, unbounded = (
-        next(r["peak_saved_bytes"] for r in rows if r["kind"] == "batch" and r["batch"] == big and r["method"] == m)
-        for m in ("pdm", "pdm-unbounded")
+    unbounded = next(
+        r["peak_saved_bytes"] for r in rows if r["kind"] == "batch" and r["batch"] == big and r["method"] == "pdm-unbounded"
     )
-    assert unbounded > 1.5 * bounded
+    assert unbounded < big * big * 4
 
     # The README section is rebuilt from the stored rows, measuring nothing.
     readme = tmp_path / "README.md"
