@@ -7,7 +7,7 @@ import pytest
 from sb3_pdm import NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, summarize
-from sb3_pdm.benchmark.runner import RunSpec, make_model
+from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model
 from sb3_pdm.layers import pdm_layers
 
 TINY = ["--budget", "128", "--n-evals", "2", "--eval-episodes", "1", "--workers", "2"]
@@ -66,12 +66,28 @@ def test_linear_actor_methods_have_no_actor_trunk(method):
     assert all(layer.local_learning == (method == "pdm-linear-actor") for layer in pdm_layers(model.policy))
 
 
-def test_ep1_method_steps_in_the_first_epoch_only():
-    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm-ep1", 0, budget=256))
-    assert model.policy.pdm_config.local_epochs == 1 and model.n_epochs > 1
+@pytest.mark.parametrize("method, epochs", [("pdm-ep1", 1), ("pdm", 5), ("pdm-ep10", 10), ("pdm-every-epoch", None)])
+def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
+    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
+    assert model.policy.pdm_config.local_epochs == epochs and model.n_epochs > (epochs or 0)
     model.learn(model.n_steps * model.n_envs, callback=callbacks)
     n_minibatches = -(-model.n_steps * model.n_envs // model.batch_size)
-    assert all(layer._n_updates == n_minibatches for layer in pdm_layers(model.policy))
+    assert all(layer._n_updates == (epochs or model.n_epochs) * n_minibatches for layer in pdm_layers(model.policy))
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        m
+        for m, spec in METHODS.items()
+        if "pdm_kwargs" in spec and m not in ("pdm", "frozen", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1")
+    ],
+)
+def test_methods_measured_before_local_epochs_5_pin_every_epoch(method):
+    """Their committed runs stepped in every pass: they keep ``local_epochs=None`` under the new default."""
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
+    assert all(layer.config.local_epochs is None for layer in pdm_layers(model.policy))
+    assert PDMConfig().local_epochs == 5
 
 
 @pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])

@@ -107,6 +107,7 @@ def test_zoo_train_then_enjoy(algo, tmp_path):
         # The CartPole entry's tuned options: rates decaying to 0 ("lin_"), the actor trunk's ten times slower.
         assert model.policy.pdm_config.local_lr == "lin_3e-4"
         assert model.policy.actor_pdm_kwargs == dict(local_lr="lin_3e-5")
+        assert model.policy.pdm_config.local_epochs is None
     else:
         assert model.policy.pdm_config.local_lr == 3e-4
     if algo == "ppo":

@@ -22,35 +22,43 @@ from sb3_pdm.policies import PDMPolicy
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C}
 
+#: Local steps in every pass over the rollout (``local_epochs=None``), the default until the sixth round of
+#: ``docs/benchmark.md`` (``local_epochs=5`` since). The methods measured before pin it, so that their committed results
+#: stay reproducible under their names.
+EVERY_EPOCH: dict[str, Any] = {"local_epochs": None}
+
 #: The defaults up to sb3_pdm 0.x ("v1"): ``feature_scale=1`` (saturated tanh features) and a plain value head. The
 #: ablations measured on them pin them, so that their committed results stay reproducible under their names.
-V1: dict[str, Any] = {"feature_scale": 1.0}
+V1: dict[str, Any] = {"feature_scale": 1.0, **EVERY_EPOCH}
 
 #: Methods by name: stock SB3 (backprop), PDM with its defaults, the frozen-random-features control, and variants.
 METHODS: dict[str, dict[str, Any]] = {
     "backprop": {},
     "pdm": {"pdm_kwargs": {}},
     "frozen": {"pdm_kwargs": {}, "frozen": True},
-    # Layers step in the first pass over each rollout only (PPO's other epochs train the heads on fixed features).
+    # Layers step in the first 1 or 10 passes over each rollout only, or in every pass (the defaults: the first 5).
+    # PPO's other epochs train the heads on fixed features and cost no local update.
     "pdm-ep1": {"pdm_kwargs": {"local_epochs": 1}},
+    "pdm-ep10": {"pdm_kwargs": {"local_epochs": 10}},
+    "pdm-every-epoch": {"pdm_kwargs": EVERY_EPOCH},
     # The local rate decays linearly to 0 over training, as the zoo's head rates do: features settle under the heads.
-    "pdm-linlr": {"pdm_kwargs": {"local_lr": "lin_3e-4"}},
+    "pdm-linlr": {"pdm_kwargs": {"local_lr": "lin_3e-4", **EVERY_EPOCH}},
     # Decaying rates, the critic trunk's faster (1e-3) or the actor trunk's slower (3e-5).
     "pdm-linlr-c1e3": {
-        "pdm_kwargs": {"local_lr": "lin_1e-3"},
+        "pdm_kwargs": {"local_lr": "lin_1e-3", **EVERY_EPOCH},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-4"},
     },
     "pdm-linlr-a3e5": {
-        "pdm_kwargs": {"local_lr": "lin_3e-4"},
+        "pdm_kwargs": {"local_lr": "lin_3e-4", **EVERY_EPOCH},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
     },
-    # A faster constant rate for both trunks; wider trunks (the current defaults otherwise).
-    "pdm-lr1e3": {"pdm_kwargs": {"local_lr": 1e-3}},
-    "pdm-w256": {"pdm_kwargs": {}, "net_arch": [256, 256]},
+    # A faster constant rate for both trunks; wider trunks.
+    "pdm-lr1e3": {"pdm_kwargs": {"local_lr": 1e-3, **EVERY_EPOCH}},
+    "pdm-w256": {"pdm_kwargs": EVERY_EPOCH, "net_arch": [256, 256]},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
-    "pdm-running": {"pdm_kwargs": {"normalization": "running"}},
+    "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
-        "pdm_kwargs": {"normalization": "running", "local_lr": "lin_3e-4"},
+        "pdm_kwargs": {"normalization": "running", "local_lr": "lin_3e-4", **EVERY_EPOCH},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
     },
     # The v1 defaults, their control and their ablations.
