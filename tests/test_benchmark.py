@@ -80,7 +80,7 @@ def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
     [
         m
         for m, spec in METHODS.items()
-        if "pdm_kwargs" in spec and m not in ("pdm", "frozen", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1")
+        if "pdm_kwargs" in spec and m not in ("pdm", "frozen", "pdm-a3e5", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1")
     ],
 )
 def test_methods_measured_before_local_epochs_5_pin_every_epoch(method):
@@ -106,6 +106,7 @@ def test_methods_build_their_defaults_or_pin_v1(method):
         ("pdm-linlr-a3e5", "lin_3e-4", "lin_3e-5", "mean"),
         ("pdm-linlr-c1e3", "lin_1e-3", "lin_3e-4", "mean"),
         ("pdm-lr1e3", 1e-3, 1e-3, "mean"),
+        ("pdm-a3e5", 3e-4, 3e-5, "mean"),
         ("pdm-running", 3e-4, 3e-4, "running"),
     ],
 )

@@ -52,6 +52,8 @@ METHODS: dict[str, dict[str, Any]] = {
         "pdm_kwargs": {"local_lr": "lin_3e-4", **EVERY_EPOCH},
         "actor_pdm_kwargs": {"local_lr": "lin_3e-5"},
     },
+    # The current defaults with the actor trunk ten times slower (a constant 3e-5).
+    "pdm-a3e5": {"pdm_kwargs": {}, "actor_pdm_kwargs": {"local_lr": 3e-5}},
     # A faster constant rate for both trunks; wider trunks.
     "pdm-lr1e3": {"pdm_kwargs": {"local_lr": 1e-3, **EVERY_EPOCH}},
     "pdm-w256": {"pdm_kwargs": EVERY_EPOCH, "net_arch": [256, 256]},
