@@ -76,8 +76,9 @@ class PDMConfig:
         subset is drawn when the batch is larger), which bounds time and memory at ``O(max_pair_samples^2)``.
     :param local_epochs: The layers step only during the first ``local_epochs`` passes over each rollout (PPO's
         ``n_epochs``; A2C makes one pass) and are fixed during the others, where the heads keep learning on
-        features that no longer move. Default 5: on CartPole PPO (20 epochs) as good as every pass, at about 60%
-        of its time (``docs/benchmark.md``, sixth round); PPO with at most 5 epochs and A2C are unaffected.
+        features that no longer move. Default 5: on CartPole PPO (20 epochs) returns within the seed spread of every
+        pass's, at about 60% of its time (``docs/benchmark.md``, sixth round); PPO with at most 5 epochs and A2C are
+        unaffected.
         ``None``: every pass. The passes are counted by the PDM rollout buffers (``PDMRolloutBuffer`` or
         ``PDMCallback``).
     """
