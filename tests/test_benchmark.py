@@ -1,5 +1,10 @@
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -117,3 +122,49 @@ def test_rate_and_normalization_methods_set_each_trunk(method, critic_lr, actor_
     assert all(layer.config.local_lr == actor_lr for layer in pdm_layers(extractor.policy_net))
     assert all(layer.config.normalization == normalization for layer in pdm_layers(model.policy))
     assert isinstance(model.policy.value_net, NormalizedValueHead)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (an orphan's exit is not always reaped at once)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_benchmark_process_is_killed(tmp_path):
+    # The benchmark's pool set-up, with a task that would outlive the test: killing the parent must end the worker.
+    script = tmp_path / "parent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, time
+            from concurrent.futures import ProcessPoolExecutor
+            from multiprocessing import get_context
+            from sb3_pdm.benchmark.runner import exit_with_parent
+
+            if __name__ == "__main__":
+                kwargs = dict(mp_context=get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(), 0.05))
+                with ProcessPoolExecutor(1, **kwargs) as pool:
+                    print(pool.submit(os.getpid).result(), flush=True)
+                    pool.submit(time.sleep, 300)
+                    time.sleep(300)
+            """
+        )
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    try:
+        assert _running(worker)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker), "the pool worker outlived the killed benchmark process"
+    finally:
+        parent.kill()
+        if _running(worker):
+            os.kill(worker, signal.SIGKILL)

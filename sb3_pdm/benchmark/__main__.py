@@ -1,7 +1,7 @@
 """
 Side-by-side benchmark of stock SB3 (backprop), PDM and the frozen-random-features control, with RL-Zoo's
 hyperparameters. One process per run, as many in parallel as there are cores; finished runs are kept and skipped
-on a rerun; an interrupted run restarts from scratch.
+on a rerun; an interrupted run restarts from scratch. Workers end with the benchmark process, even when it is killed.
 
 Example (the default: PPO on CartPole-v1 at the zoo's 100k budget, one seed)::
 
@@ -17,7 +17,7 @@ from multiprocessing import get_context
 from tqdm import tqdm
 
 from sb3_pdm.benchmark.report import write_report
-from sb3_pdm.benchmark.runner import ALGOS, METHODS, RunSpec, run
+from sb3_pdm.benchmark.runner import ALGOS, METHODS, RunSpec, exit_with_parent, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     todo = [spec for spec in specs if not os.path.exists(os.path.join(runs_dir, spec.name, "evaluations.json"))]
     print(f"{len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to go on {args.workers} workers")
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=args.workers, mp_context=get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = {pool.submit(run, spec, runs_dir): spec for spec in todo}
         with tqdm(total=len(todo), desc="runs", unit="run") as progress:
             for future in as_completed(futures):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -168,6 +169,25 @@ class _PeriodicEvaluation(BaseCallback):
             self.next_eval += self.eval_every
             self.evaluate()
         return True
+
+
+def exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """
+    Pool initializer: end this worker as soon as the process that started it is gone.
+
+    A benchmark killed from outside (``kill``, a closed session) would otherwise leave its workers training to the end
+    of their runs, writing results nobody waits for and competing for cores with whatever runs next.
+
+    :param parent_pid: PID of the benchmark process (``os.getpid()`` in the parent).
+    :param interval: Seconds between two checks.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def run(spec: RunSpec, out_dir: str) -> dict[str, Any]:
