@@ -11,7 +11,7 @@ import pytest
 
 from sb3_pdm import NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
-from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, summarize
+from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, markdown, summarize
 from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model
 from sb3_pdm.layers import pdm_layers
 
@@ -26,8 +26,8 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     rows = json.loads((tmp_path / "summary.json").read_text())
     assert {(r["algo"], r["method"]) for r in rows} == {(a, m) for a in ("ppo", "a2c") for m in ("backprop", "pdm", "frozen")}
     for row in rows:
-        for key in ("env", "n_seeds", "budget", "mean", "std", "iqm", "iqm_ci_low", "iqm_ci_high", "sec_per_1k_steps"):
-            assert key in row
+        keys = ("env", "n_seeds", "budget", "mean", "std", "iqm", "iqm_ci_low", "iqm_ci_high", "eval_mean", "sec_per_1k_steps")
+        assert all(key in row for key in keys)
     record = json.loads((tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json").read_text())
     assert len(record["curve"]) >= 2 and record["timesteps"] >= 128
     assert (tmp_path / "curves_CartPole-v1_ppo.png").exists() and (tmp_path / "summary.md").exists()
@@ -47,6 +47,21 @@ def test_frozen_control_does_not_learn_locally():
     model.learn(256, callback=callbacks)
     after = [p.detach() for layer in pdm_layers(model.policy) for p in layer.parameters()]
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(before, after))
+
+
+def test_summary_of_curves():
+    def record(seed: int, evals: list[float]) -> dict:
+        curve = [dict(timesteps=100 * (k + 1), mean=v, std=0.0) for k, v in enumerate(evals)]
+        spec = dict(env="E", algo="ppo", method="pdm", seed=seed)
+        return dict(spec=spec, budget=300, curve=curve, final=evals[-1], sec_per_1k_steps=1.0)
+
+    (row,) = summarize([record(0, [0.0, 30.0, 30.0]), record(1, [10.0, 50.0, 0.0])])
+    assert row["n_seeds"] == 2 and row["mean"] == 15.0 and row["std"] == 15.0
+    # Each run's evaluations averaged (20 and 20), then over runs; drops from best: 0 and 50.
+    assert row["eval_mean"] == 20.0 and row["drop_from_best"] == 25.0
+    table = markdown([row])
+    header, _, line = table.splitlines()
+    assert header.count("|") == line.count("|") and "| 20.0 | 25.0 |" in line
 
 
 def test_iqm_and_bad_arguments():
