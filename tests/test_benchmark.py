@@ -11,7 +11,7 @@ import pytest
 
 from sb3_pdm import NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
-from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, markdown, summarize
+from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, markdown, summarize, targets
 from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model
 from sb3_pdm.layers import pdm_layers
 
@@ -62,6 +62,43 @@ def test_summary_of_curves():
     table = markdown([row])
     header, _, line = table.splitlines()
     assert header.count("|") == line.count("|") and "| 20.0 | 25.0 |" in line
+
+
+def test_targets_table():
+    def row(env: str, method: str, iqm: float, ci: tuple[float, float], std: float, sec: float) -> dict:
+        return dict(env=env, algo="ppo", method=method, n_seeds=8, budget=1000, iqm=iqm, iqm_ci_low=ci[0],
+                    iqm_ci_high=ci[1], std=std, sec_per_1k_steps=sec)  # fmt: skip
+
+    rows = [
+        # Every target met: ratio 0.95, CI clear of the control's, std 2 <= 4, time 1.2 x.
+        row("Good", "backprop", 100.0, (90.0, 110.0), 4.0, 1.0),
+        row("Good", "pdm", 95.0, (80.0, 99.0), 2.0, 1.2),
+        row("Good", "frozen", 20.0, (10.0, 30.0), 9.0, 1.0),
+        # Every target missed: backprop's std is 0, the IQM under the control's, time just over 1.5 x.
+        row("Bad", "backprop", 500.0, (500.0, 500.0), 0.0, 1.0),
+        row("Bad", "pdm", 100.0, (50.0, 150.0), 30.0, 1.502),
+        row("Bad", "frozen", 200.0, (20.0, 500.0), 150.0, 1.0),
+        # Negative returns, the control's CI overlapping.
+        row("Neg", "backprop", -70.0, (-75.0, -67.0), 4.0, 1.0),
+        row("Neg", "pdm", -85.0, (-150.0, -80.0), 40.0, 1.6),
+        row("Neg", "frozen", -90.0, (-120.0, -85.0), 40.0, 1.0),
+        # No control.
+        row("Free", "backprop", 10.0, (9.0, 11.0), 1.0, 1.0),
+        row("Free", "pdm", 10.0, (9.0, 11.0), 1.0, 1.0),
+        # No PDM row: no line.
+        row("Alone", "backprop", 1.0, (1.0, 1.0), 0.0, 1.0),
+    ]
+    lines = {line.split(" | ")[0][2:]: line for line in targets(rows).splitlines() if line.startswith("| ")}
+    assert set(lines) == {"setting", "Good ppo 1,000", "Bad ppo 1,000", "Neg ppo 1,000", "Free ppo 1,000"}
+    assert "met: 0.95 x | met: 80.0 > 30.0 | met: 0.50 x | met: 1.20 x |" in lines["Good ppo 1,000"]
+    assert "missed: 0.20 x | missed: IQM below the control's (100.0 against 200.0)" in lines["Bad ppo 1,000"]
+    assert "missed: backprop's std is 0, PDM's 30.0 | missed: 1.502 x |" in lines["Bad ppo 1,000"]
+    assert (
+        "no ratio (negative returns): -85.0 against -70.0 | missed: [-150.0, -80.0] overlaps [-120.0, -85.0]"
+        in lines["Neg ppo 1,000"]
+    )
+    assert "| no control run | met: 1.000 x |" in lines["Free ppo 1,000"]
+    assert "Std target: met on 2 of 4 settings" in targets(rows)
 
 
 def test_iqm_and_bad_arguments():

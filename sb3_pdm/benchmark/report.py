@@ -10,6 +10,8 @@ import numpy as np
 from scipy import stats
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+#: The targets of ``pdm`` (PDM's defaults) against stock SB3: IQM ratio at least, wall-clock ratio at most.
+TARGET_IQM_RATIO, TARGET_TIME_RATIO = 0.9, 1.5
 
 
 def load_runs(runs_dir: str) -> list[dict[str, Any]]:
@@ -103,6 +105,65 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fmt_ratio(value: float, limit: float, at_most: bool) -> str:
+    met = value <= limit if at_most else value >= limit
+    # A third decimal where two would show the limit itself (1.502 is not <= 1.5).
+    digits = 3 if round(value, 2) == limit else 2
+    return f"{'met' if met else 'missed'}: {value:.{digits}f} x"
+
+
+def targets(rows: list[dict[str, Any]], method: str = "pdm", control: str = "frozen") -> str:
+    """
+    The targets of PDM's defaults, per env x algo where both ``backprop`` and ``method`` were run: IQM at least 0.9 x
+    backprop's, an IQM confidence interval above the frozen control's, across-seed std at most backprop's (the target
+    asks it on half of the settings), wall-clock at most 1.5 x backprop's.
+
+    :param rows: Summary rows (:func:`summarize`).
+    :param method: The PDM method held to the targets.
+    :param control: The frozen-random-features control.
+    :return: A Markdown table, then a line counting the settings where the std target is met.
+    """
+    by_key = {(r["env"], r["algo"], r["method"]): r for r in rows}
+    lines = [
+        f"| setting | seeds ({method}) | IQM >= {TARGET_IQM_RATIO} x backprop's | IQM CI above the {control} control's "
+        f"| std <= backprop's | time <= {TARGET_TIME_RATIO} x backprop's |",
+        "|---|---|---|---|---|---|",
+    ]
+    n_settings = n_std_met = 0
+    for env, algo in sorted({(r["env"], r["algo"]) for r in rows}):
+        bp, pdm, frozen = (by_key.get((env, algo, m)) for m in ("backprop", method, control))
+        if bp is None or pdm is None:
+            continue
+        n_settings += 1
+        if bp["iqm"] > 0:
+            iqm = _fmt_ratio(pdm["iqm"] / bp["iqm"], TARGET_IQM_RATIO, at_most=False)
+        else:
+            # A ratio to a negative return has no meaning (Acrobot's returns are all negative): the IQMs side by side.
+            iqm = f"no ratio (negative returns): {pdm['iqm']:.1f} against {bp['iqm']:.1f}"
+        if frozen is None:
+            separation = "no control run"
+        elif pdm["iqm_ci_low"] > frozen["iqm_ci_high"]:
+            separation = f"met: {pdm['iqm_ci_low']:.1f} > {frozen['iqm_ci_high']:.1f}"
+        elif pdm["iqm"] < frozen["iqm"]:
+            separation = f"missed: IQM below the control's ({pdm['iqm']:.1f} against {frozen['iqm']:.1f})"
+        else:
+            separation = (
+                f"missed: [{pdm['iqm_ci_low']:.1f}, {pdm['iqm_ci_high']:.1f}] overlaps "
+                f"[{frozen['iqm_ci_low']:.1f}, {frozen['iqm_ci_high']:.1f}]"
+            )
+        if bp["std"] > 0:
+            std_met = pdm["std"] <= bp["std"]
+            std = _fmt_ratio(pdm["std"] / bp["std"], 1.0, at_most=True)
+        else:
+            std_met = pdm["std"] == 0
+            std = f"{'met' if std_met else 'missed'}: backprop's std is 0, PDM's {pdm['std']:.1f}"
+        n_std_met += std_met
+        time_ratio = _fmt_ratio(pdm["sec_per_1k_steps"] / bp["sec_per_1k_steps"], TARGET_TIME_RATIO, at_most=True)
+        lines.append(f"| {env} {algo} {bp['budget']:,} | {pdm['n_seeds']} | {iqm} | {separation} | {std} | {time_ratio} |")
+    lines.append(f"\nStd target: met on {n_std_met} of {n_settings} settings (asked: at least half).")
+    return "\n".join(lines) + "\n"
+
+
 def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
     """One PNG per env x algo: mean evaluation return over timesteps per method, with a 95% band over seeds."""
     import matplotlib
@@ -156,8 +217,9 @@ def replace_readme_section(readme: str, start: str, end: str, body: str) -> None
 
 def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list[dict[str, Any]]:
     """
-    Write ``summary.json``, ``summary.md`` and the plots into ``out_dir`` from the runs in ``runs_dir``; optionally
-    replace the results section of ``readme`` (between its ``results`` markers) with the table.
+    Write ``summary.json``, ``summary.md`` (results and targets tables) and the plots into ``out_dir`` from the runs in
+    ``runs_dir``; optionally replace the results section of ``readme`` (between its ``results`` markers) with the
+    tables.
 
     :return: The summary rows.
     """
@@ -166,7 +228,7 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as file:
         json.dump(rows, file, indent=1)
-    table = markdown(rows)
+    table = markdown(rows) + "\n**Targets** (`pdm`, the defaults; generated from the rows above)\n\n" + targets(rows)
     plots = plot_curves(records, out_dir)
     body = table + "\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})" for p in plots) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as file:
