@@ -42,6 +42,8 @@ def record_diagnostics(policy: nn.Module, logger: Logger) -> None:
         logger.record(f"pdm/{name}/loss", stats["loss"])
         logger.record(f"pdm/{name}/feature_scale", stats["feature_scale"])
         logger.record(f"pdm/{name}/skipped", stats["skipped"])
+        if "gate" in stats:
+            logger.record(f"pdm/{name}/gate", stats["gate"])
     value_net = getattr(policy, "value_net", None)
     if isinstance(value_net, NormalizedValueHead):
         logger.record("pdm/value_mean", value_net.mean.item())

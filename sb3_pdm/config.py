@@ -81,6 +81,11 @@ class PDMConfig:
         unaffected.
         ``None``: every pass. The passes are counted by the PDM rollout buffers (``PDMRolloutBuffer`` or
         ``PDMCallback``).
+    :param guidance_gate: Scale each local step's learning rate by ``min(1, s / s_avg)``, where ``s`` is the spread
+        (root of the summed per-dimension variances) of the minibatch's raw guidance signals and ``s_avg`` its slow,
+        debiased moving average (rate :data:`sb3_pdm.layers.GATE_RATE` per local step): the layers step less when
+        the returns (critic) or advantages (actor) differ less than they used to, e.g. once a policy is good. Needs
+        guidance (``guidance_coef > 0``) and its signals; an experiment, off by default (``docs/benchmark.md``).
     """
 
     distance: str = "euclidean"
@@ -93,6 +98,7 @@ class PDMConfig:
     local_steps: int = 1
     max_pair_samples: int = 128
     local_epochs: int | None = 5
+    guidance_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -120,6 +126,8 @@ class PDMConfig:
                 f"local_epochs must be a positive integer (passes over each rollout) or None (every pass), "
                 f"got {self.local_epochs!r}"
             )
+        if not isinstance(self.guidance_gate, bool):
+            raise TypeError(f"guidance_gate must be a bool, got {self.guidance_gate!r}")
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:

@@ -5,6 +5,7 @@ No gradient ever leaves a PDM layer: its output is always detached, so the RL lo
 parameters, and its local loss only sees its own (detached) input and output.
 """
 
+import math
 import warnings
 
 import torch as th
@@ -21,6 +22,9 @@ from sb3_pdm.objective import (
 
 #: Weight of each batch in the running means of pairwise distances (``normalization="running"``).
 RUNNING_RATE = 0.01
+#: Weight of each local step in the moving average of the guidance spread (``guidance_gate=True``): slow, so that a
+#: spread that falls (a good policy's similar returns) keeps a low gate for about 1/GATE_RATE local steps.
+GATE_RATE = 0.001
 
 
 class PDMLayer(nn.Module):
@@ -51,12 +55,16 @@ class PDMLayer(nn.Module):
         self.target_scale = natural_target_scale(self.config.distance, self.config.feature_scale, out_features)
         self.local_learning = True
         self._guidance: th.Tensor | None = None
+        self._guidance_spread: th.Tensor | None = None
         # A scheduled local rate needs someone (PDMCallback) to call set_progress; warned once if nobody does.
         self._progress_driven = not self.config.scheduled
         # normalization="running": moving averages of the batch-mean input and guidance distances, and their
         # debiasing weights (1 - (1 - rate)^n), kept in the extra state so that a save resumes them.
         self._distance_means = th.zeros(2)
         self._distance_weights = th.zeros(2)
+        # guidance_gate: debiased moving average of the guidance spread, as (sum, weight); and the last gate applied.
+        self._spread_average = [0.0, 0.0]
+        self._gate = 1.0
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -65,25 +73,49 @@ class PDMLayer(nn.Module):
         if optimizer_class in (th.optim.Adam, th.optim.AdamW):
             # The fused kernel halves the step time of these small per-layer optimizers (CPU and CUDA).
             kwargs.setdefault("fused", True)
-        self.optimizer = optimizer_class(self.parameters(), lr=self.config.lr_at(1.0), **kwargs)
+        self._lr = self.config.lr_at(1.0)
+        self.optimizer = optimizer_class(self.parameters(), lr=self._lr, **kwargs)
 
     def transform(self, x: th.Tensor) -> th.Tensor:
         """The layer's map from input to output (with gradient to its own parameters)."""
         raise NotImplementedError
 
-    def set_guidance(self, signals: th.Tensor | None) -> None:
+    def set_guidance(self, signals: th.Tensor | None, spread: th.Tensor | float | None = None) -> None:
         """
         Per-sample guidance signals (one row per sample of the next batch) used by the next local step(s).
 
         :param signals: Tensor of shape ``(B, k)``, or ``None`` to train on the input geometry alone.
+        :param spread: Spread of the batch's raw (unstandardised) guidance signals, which sets the step size when
+            ``guidance_gate`` is on; ``None`` leaves the step size at the local rate.
         """
         self._guidance = signals
+        self._guidance_spread = spread
 
     def set_progress(self, progress_remaining: float) -> None:
         """Update the local learning rate from its schedule (``progress_remaining`` goes from 1 to 0)."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr_at(progress_remaining)
+        self._lr = self.config.lr_at(progress_remaining)
+        self._set_lr(self._lr * self._gate)
         self._progress_driven = True
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _update_gate(self) -> None:
+        """
+        ``guidance_gate``: move the spread's moving average and set this step's rate to ``local rate * min(1, spread /
+        average)``; a missing or non-finite spread gives the full rate and leaves the average unchanged.
+        """
+        spread = float(self._guidance_spread) if self._guidance_spread is not None else float("nan")
+        gate = 1.0
+        if math.isfinite(spread):
+            total, weight = self._spread_average
+            self._spread_average = [(1.0 - GATE_RATE) * total + GATE_RATE * spread, (1.0 - GATE_RATE) * weight + GATE_RATE]
+            average = self._spread_average[0] / self._spread_average[1]
+            gate = min(1.0, spread / average) if average > 0 else 1.0
+        if gate != self._gate:
+            self._gate = gate
+            self._set_lr(self._lr * gate)
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         x = x.detach()
@@ -118,6 +150,8 @@ class PDMLayer(nn.Module):
         if x.shape[0] < 2:
             self._n_skipped += 1
             return
+        if self.config.guidance_gate:
+            self._update_gate()
         with th.no_grad():
             input_distances = pairwise_distances(x, self.config.distance)
             guidance_distances = pairwise_distances(guidance, "euclidean") if guidance is not None else None
@@ -146,6 +180,7 @@ class PDMLayer(nn.Module):
             self.optimizer.zero_grad(set_to_none=True)
         # Kept as tensors: no host sync on the hot path, converted in pop_diagnostics().
         self._loss_sum = self._loss_sum + loss.detach()
+        self._gate_sum += self._gate
         self._n_updates += 1
         self._last_output = output.detach()
 
@@ -172,6 +207,7 @@ class PDMLayer(nn.Module):
 
     def _reset_diagnostics(self) -> None:
         self._loss_sum: th.Tensor | float = 0.0
+        self._gate_sum = 0.0
         self._n_updates = 0
         self._n_skipped = 0
         self._last_output: th.Tensor | None = None
@@ -181,7 +217,8 @@ class PDMLayer(nn.Module):
         Local-learning statistics since the last call, then reset them.
 
         :return: ``loss`` (mean local loss), ``feature_scale`` (mean per-unit std of the last batch's output),
-            ``updates`` and ``skipped`` (local steps taken and skipped).
+            ``updates`` and ``skipped`` (local steps taken and skipped), and ``gate`` (mean rate multiplier of
+            those steps, ``guidance_gate`` only).
         """
         last = self._last_output
         stats = {
@@ -190,18 +227,23 @@ class PDMLayer(nn.Module):
             "updates": float(self._n_updates),
             "skipped": float(self._n_skipped),
         }
+        if self.config.guidance_gate:
+            stats["gate"] = self._gate_sum / self._n_updates if self._n_updates else float("nan")
         self._reset_diagnostics()
         return stats
 
     def get_extra_state(self) -> dict:
         """
-        Local optimizer state and running distance means (``normalization="running"``), stored in ``state_dict()``
-        so that ``model.save`` keeps them.
+        Local optimizer state, running distance means (``normalization="running"``) and the guidance spread's average
+        with the current gate (``guidance_gate``), stored in ``state_dict()`` so that ``model.save`` keeps them.
         """
         return {
             "optimizer": self.optimizer.state_dict(),
             "distance_means": self._distance_means.clone(),
             "distance_weights": self._distance_weights.clone(),
+            "spread_average": list(self._spread_average),
+            "gate": self._gate,
+            "lr": self._lr,
         }
 
     def set_extra_state(self, state: dict) -> None:
@@ -210,6 +252,11 @@ class PDMLayer(nn.Module):
         if "distance_means" in state:
             self._distance_means = state["distance_means"].clone()
             self._distance_weights = state["distance_weights"].clone()
+        # Absent from the saves of versions before guidance_gate.
+        if "spread_average" in state:
+            self._spread_average = list(state["spread_average"])
+            self._gate = state["gate"]
+            self._lr = state["lr"]
 
 
 class PDMLinear(PDMLayer):

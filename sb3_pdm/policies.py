@@ -229,8 +229,10 @@ class PDMActorCriticMixin:
                 yield
                 return
             # Standardised over the minibatch; raw for layers that normalise distances by running means, so that a
-            # minibatch whose returns (or advantages) differ less than usual guides less. Only the kinds in use.
-            kinds = {layer.config.normalization != "running" for layer in layers}
+            # minibatch whose returns (or advantages) differ less than usual guides less. Only the kinds in use; the
+            # raw ones also give the spread that sets the step size of layers with guidance_gate.
+            gated = any(layer.config.guidance_gate for layer in guided)
+            kinds = {layer.config.normalization != "running" for layer in layers} | ({False} if gated else set())
             critic = {
                 k: _standardize(signals.returns.flatten())[:, None] if k else signals.returns.float().reshape(-1, 1)
                 for k in kinds
@@ -244,8 +246,11 @@ class PDMActorCriticMixin:
             ]
             try:
                 for group, signal in assignments:
+                    spread = _spread(signal[False]) if gated and group else None
                     for layer in group:
-                        layer.set_guidance(signal[layer.config.normalization != "running"])
+                        layer.set_guidance(
+                            signal[layer.config.normalization != "running"], spread if layer.config.guidance_gate else None
+                        )
                 yield
             finally:
                 for layer in layers:
@@ -297,6 +302,11 @@ def _held_fixed(layers: list[PDMLayer]) -> Iterator[None]:
     finally:
         for layer, value in zip(layers, previous):
             layer.local_learning = value
+
+
+def _spread(signals: th.Tensor) -> th.Tensor:
+    """Spread of per-sample signals ``(B, k)``: the root of their summed per-dimension variances over the batch."""
+    return signals.var(dim=0, unbiased=False).sum().sqrt()
 
 
 def _standardize(values: th.Tensor) -> th.Tensor:

@@ -137,7 +137,7 @@ def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
     [
         m
         for m, spec in METHODS.items()
-        if "pdm_kwargs" in spec and m not in ("pdm", "frozen", "pdm-a3e5", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1")
+        if "pdm_kwargs" in spec and m not in ("pdm", "frozen", "pdm-a3e5", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1", "pdm-gate")
     ],
 )
 def test_methods_measured_before_local_epochs_5_pin_every_epoch(method):
@@ -174,6 +174,13 @@ def test_rate_and_normalization_methods_set_each_trunk(method, critic_lr, actor_
     assert all(layer.config.local_lr == actor_lr for layer in pdm_layers(extractor.policy_net))
     assert all(layer.config.normalization == normalization for layer in pdm_layers(model.policy))
     assert isinstance(model.policy.value_net, NormalizedValueHead)
+
+
+def test_gate_method_gates_every_layer():
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm-gate", 0, budget=256))
+    assert all(layer.config.guidance_gate for layer in pdm_layers(model.policy))
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
+    assert not any(layer.config.guidance_gate for layer in pdm_layers(model.policy))
 
 
 def _running(pid: int) -> bool:

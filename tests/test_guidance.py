@@ -129,9 +129,9 @@ def test_running_normalization_layers_get_raw_signals():
     for name in ("value_net.0", "policy_net.0"):
         layer = model.policy.mlp_extractor.get_submodule(name)
         set_guidance = layer.set_guidance
-        layer.set_guidance = lambda signal, name=name, set_guidance=set_guidance: (
+        layer.set_guidance = lambda signal, spread=None, name=name, set_guidance=set_guidance: (
             received.setdefault(name, signal),
-            set_guidance(signal),
+            set_guidance(signal, spread),
         )
     model.policy.evaluate_actions(obs, actions)
     # Critic trunk ("running"): the raw returns. Actor trunk ("mean"): standardised advantages times the action code.
@@ -139,6 +139,41 @@ def test_running_normalization_layers_get_raw_signals():
     standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
     expected = standardized[:, None] * th.nn.functional.one_hot(actions, 2).float()
     assert th.allclose(received["policy_net.0"], expected, atol=1e-5)
+
+
+def test_guidance_gate_gets_the_spread_of_the_raw_signals():
+    from sb3_pdm.guidance import GuidanceSignals, attach_signals
+
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(pdm_kwargs=dict(guidance_gate=True), actor_pdm_kwargs=dict(guidance_gate=False)),
+    )
+    model.policy.set_training_mode(True)
+    obs, returns, advantages = th.randn(32, 4), 50.0 + 10.0 * th.randn(32), 3.0 * th.randn(32)
+    actions = th.randint(0, 2, (32,))
+    attach_signals(obs, GuidanceSignals(returns, advantages, actions[:, None].float()))
+    received = {}
+    for name in ("value_net.0", "policy_net.0"):
+        layer = model.policy.mlp_extractor.get_submodule(name)
+        set_guidance = layer.set_guidance
+        layer.set_guidance = lambda signal, spread=None, name=name, set_guidance=set_guidance: (
+            received.setdefault(name, (signal, spread)),
+            set_guidance(signal, spread),
+        )
+    model.policy.evaluate_actions(obs, actions)
+    # Critic trunk (gated): standardised returns as its signal, the raw returns' std as its spread.
+    signal, spread = received["value_net.0"]
+    assert th.allclose(signal.std(unbiased=False), th.tensor(1.0), atol=1e-4)
+    assert spread == pytest.approx(returns.std(unbiased=False).item(), rel=1e-5)
+    gate = model.policy.mlp_extractor.get_submodule("value_net.0")._gate
+    assert gate == 1.0  # the first spread is its own average
+    # Actor trunk (not gated): no spread.
+    assert received["policy_net.0"][1] is None
 
 
 class _StepsPerEpoch:

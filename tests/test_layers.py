@@ -142,6 +142,7 @@ def test_extra_state_restores_local_optimizer():
         (dict(local_epochs=0), "local_epochs"),
         (dict(local_epochs=1.5), "local_epochs"),
         (dict(local_epochs=True), "local_epochs"),
+        (dict(guidance_gate="yes"), "guidance_gate"),
     ],
 )
 def test_bad_config_raises_naming_the_parameter(kwargs, match):
@@ -195,3 +196,41 @@ def test_state_dict_without_running_means_loads():
     clone = PDMLinear(6, 16)
     clone.load_state_dict(state)
     assert th.equal(clone._distance_weights, th.zeros(2))
+
+
+def _gated_lr(layer, spread, seed=0):
+    layer.set_guidance(th.randn(64, 1, generator=th.Generator().manual_seed(seed)), spread)
+    layer(make_batch(seed=seed))
+    return layer.optimizer.param_groups[0]["lr"]
+
+
+def test_guidance_gate_scales_the_rate_by_the_relative_spread():
+    """After steps at spread 1, a batch at a quarter of it steps at a quarter of the rate; a wider one at the full."""
+    layer = PDMLinear(6, 16, config=PDMConfig(guidance_gate=True, local_lr=1e-3))
+    assert all(_gated_lr(layer, 1.0, seed) == pytest.approx(1e-3) for seed in range(50))
+    # The debiased average includes the batch itself (weight 1; the earlier ones 0.999^k).
+    average = (sum(0.999**k for k in range(1, 51)) + 0.25) / sum(0.999**k for k in range(51))
+    assert _gated_lr(layer, 0.25, 50) == pytest.approx(1e-3 * 0.25 / average, rel=1e-6)
+    assert _gated_lr(layer, 4.0, 51) == pytest.approx(1e-3)
+    assert _gated_lr(layer, None, 52) == pytest.approx(1e-3)  # no spread: the full rate
+    layer.pop_diagnostics()
+    _gated_lr(layer, 0.5, 53)
+    assert layer.pop_diagnostics()["gate"] == pytest.approx(0.5, rel=5e-2)
+    # The average, the gate and the rate travel with the state dict (model.save).
+    clone = PDMLinear(6, 16, config=PDMConfig(guidance_gate=True, local_lr=1e-3))
+    clone.load_state_dict(layer.state_dict())
+    assert clone._spread_average == layer._spread_average and clone._gate == layer._gate
+    assert clone.optimizer.param_groups[0]["lr"] == layer.optimizer.param_groups[0]["lr"]
+    assert _gated_lr(clone, 0.25, 54) == _gated_lr(layer, 0.25, 54)
+
+
+def test_guidance_gate_follows_the_schedule_and_is_off_by_default():
+    layer = PDMLinear(6, 16, config=PDMConfig(guidance_gate=True, local_lr="lin_1e-3"))
+    layer.set_progress(1.0)
+    _gated_lr(layer, 1.0)
+    layer.set_progress(0.5)
+    # Debiased moving average of the spreads 1 and 0.5 (weights 0.999 and 1): the gate is 0.5 over it.
+    assert _gated_lr(layer, 0.5, 1) == pytest.approx(0.5e-3 * 0.5 / (1.499 / 1.999), rel=1e-6)
+    plain = PDMLinear(6, 16, config=PDMConfig(local_lr=1e-3))
+    _gated_lr(plain, 1.0)
+    assert _gated_lr(plain, 0.01, 1) == 1e-3 and "gate" not in plain.pop_diagnostics()

@@ -40,9 +40,10 @@ def test_save_load_restores_everything(tmp_path, algo):
             assert th.equal(th.as_tensor(original[key]["step"]), th.as_tensor(restored[key]["step"]))
 
 
-@pytest.mark.parametrize("algo", [PPO, A2C])
-def test_resumed_training_matches_uninterrupted_training(tmp_path, algo):
-    model = algo(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[16, 16]), **KWARGS[algo])
+@pytest.mark.parametrize("algo, pdm_kwargs", [(PPO, {}), (A2C, {}), (PPO, dict(guidance_gate=True))])
+def test_resumed_training_matches_uninterrupted_training(tmp_path, algo, pdm_kwargs):
+    policy_kwargs = dict(net_arch=[16, 16], pdm_kwargs=pdm_kwargs)
+    model = algo(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=policy_kwargs, **KWARGS[algo])
     model.learn(128, callback=PDMCallback())
     model.save(tmp_path / "model")
     loaded = algo.load(tmp_path / "model", env=model.get_env())

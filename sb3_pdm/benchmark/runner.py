@@ -58,6 +58,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # A faster constant rate for both trunks; wider trunks.
     "pdm-lr1e3": {"pdm_kwargs": {"local_lr": 1e-3, **EVERY_EPOCH}},
     "pdm-w256": {"pdm_kwargs": EVERY_EPOCH, "net_arch": [256, 256]},
+    # Each local step's rate scaled by the batch's guidance spread relative to its slow average (guidance_gate):
+    # layers step less once the returns and advantages differ less, e.g. under a good policy.
+    "pdm-gate": {"pdm_kwargs": {"guidance_gate": True}},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
