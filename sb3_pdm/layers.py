@@ -91,6 +91,11 @@ class PDMLayer(nn.Module):
         self._guidance = signals
         self._guidance_spread = spread
 
+    @property
+    def gate(self) -> float:
+        """Rate multiplier of the last local step (``guidance_gate``; 1 without it)."""
+        return self._gate
+
     def set_progress(self, progress_remaining: float) -> None:
         """Update the local learning rate from its schedule (``progress_remaining`` goes from 1 to 0)."""
         self._lr = self.config.lr_at(progress_remaining)

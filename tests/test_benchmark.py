@@ -12,7 +12,7 @@ import pytest
 from sb3_pdm import NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, markdown, summarize, targets
-from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model
+from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model, run
 from sb3_pdm.layers import pdm_layers
 
 TINY = ["--budget", "128", "--n-evals", "2", "--eval-episodes", "1", "--workers", "2"]
@@ -176,11 +176,16 @@ def test_rate_and_normalization_methods_set_each_trunk(method, critic_lr, actor_
     assert isinstance(model.policy.value_net, NormalizedValueHead)
 
 
-def test_gate_method_gates_every_layer():
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm-gate", 0, budget=256))
-    assert all(layer.config.guidance_gate for layer in pdm_layers(model.policy))
+def test_gate_method_gates_every_layer_and_records_the_gates(tmp_path):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
     assert not any(layer.config.guidance_gate for layer in pdm_layers(model.policy))
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm-gate", 0, budget=256))
+    assert all(layer.config.guidance_gate for layer in pdm_layers(model.policy))
+    # CartPole's zoo PPO collects 256 steps per rollout: 4 rollouts, 2 evaluations, each with every layer's gate.
+    record = run(RunSpec("CartPole-v1", "ppo", "pdm-gate", 0, budget=1024, n_evals=2, eval_episodes=1), str(tmp_path))
+    assert [sorted(row["gates"]) for row in record["curve"]] == [["pi/0", "pi/1", "vf/0", "vf/1"]] * 2
+    gates = [gate for row in record["curve"] for gate in row["gates"].values()]
+    assert all(0.0 <= gate <= 1.0 for gate in gates) and min(gates) < 1.0
 
 
 def _running(pid: int) -> bool:

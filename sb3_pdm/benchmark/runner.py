@@ -17,7 +17,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sb3_pdm.benchmark.zoo_hyperparams import algo_kwargs, normalize_kwargs, zoo_entry
-from sb3_pdm.callbacks import PDMCallback
+from sb3_pdm.callbacks import PDMCallback, layer_names
 from sb3_pdm.layers import pdm_layers
 from sb3_pdm.policies import PDMPolicy
 
@@ -150,21 +150,41 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
 
 
 class _PeriodicEvaluation(BaseCallback):
-    """Deterministic evaluation every ``eval_every`` steps; its time is kept out of the training time."""
+    """
+    Deterministic evaluation every ``eval_every`` steps; its time is kept out of the training time. With
+    ``guidance_gate`` layers, each evaluation row also holds ``gates``: per layer, the rate multiplier of its last
+    local step before each rollout, averaged since the previous evaluation.
+    """
 
     def __init__(self, eval_env: VecEnv, eval_every: int, n_episodes: int) -> None:
         super().__init__()
         self.eval_env, self.eval_every, self.n_episodes = eval_env, eval_every, n_episodes
         self.next_eval = eval_every
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, Any]] = []
         self.eval_seconds = 0.0
+        self._gate_sums: dict[str, float] = {}
+        self._gate_count = 0
+
+    def _init_callback(self) -> None:
+        modules = dict(self.model.policy.named_modules())
+        names = layer_names(self.model.policy)
+        self._gated = {names[path]: modules[path] for path in names if modules[path].config.guidance_gate}  # type: ignore[union-attr]
+
+    def _on_rollout_start(self) -> None:
+        for name, layer in self._gated.items():
+            self._gate_sums[name] = self._gate_sums.get(name, 0.0) + layer.gate
+        self._gate_count += bool(self._gated)
 
     def evaluate(self) -> None:
         start = time.perf_counter()
         if isinstance(self.eval_env, VecNormalize):
             self.eval_env.obs_rms = self.model.get_vec_normalize_env().obs_rms  # type: ignore[union-attr]
         returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, return_episode_rewards=True)
-        self.rows.append(dict(timesteps=self.num_timesteps, mean=float(np.mean(returns)), std=float(np.std(returns))))
+        row: dict[str, Any] = dict(timesteps=self.num_timesteps, mean=float(np.mean(returns)), std=float(np.std(returns)))
+        if self._gate_count:
+            row["gates"] = {name: total / self._gate_count for name, total in self._gate_sums.items()}
+            self._gate_sums, self._gate_count = {}, 0
+        self.rows.append(row)
         self.eval_seconds += time.perf_counter() - start
 
     def _on_step(self) -> bool:
