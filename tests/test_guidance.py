@@ -109,50 +109,15 @@ def test_guidance_signal_per_trunk_role():
     assert all_equal(before, pdm_params(model.policy))
 
 
-def test_running_normalization_layers_get_raw_signals():
+def _first_layers_guidance(pdm_kwargs, actor_pdm_kwargs):
+    """
+    One training forward pass of a PPO PDMPolicy on CartPole with known signals; what the first critic and actor layers
+    received: ``{name: (signal, spread)}``, with the returns, advantages and actions.
+    """
     from sb3_pdm.guidance import GuidanceSignals, attach_signals
 
-    model = PPO(
-        PDMPolicy,
-        "CartPole-v1",
-        n_steps=32,
-        batch_size=32,
-        n_epochs=1,
-        seed=0,
-        policy_kwargs=dict(pdm_kwargs=dict(normalization="running"), actor_pdm_kwargs=dict(normalization="mean")),
-    )
-    model.policy.set_training_mode(True)
-    obs, returns, advantages = th.randn(32, 4), 50.0 + 10.0 * th.randn(32), 3.0 * th.randn(32)
-    actions = th.randint(0, 2, (32,))
-    attach_signals(obs, GuidanceSignals(returns, advantages, actions[:, None].float()))
-    received = {}
-    for name in ("value_net.0", "policy_net.0"):
-        layer = model.policy.mlp_extractor.get_submodule(name)
-        set_guidance = layer.set_guidance
-        layer.set_guidance = lambda signal, spread=None, name=name, set_guidance=set_guidance: (
-            received.setdefault(name, signal),
-            set_guidance(signal, spread),
-        )
-    model.policy.evaluate_actions(obs, actions)
-    # Critic trunk ("running"): the raw returns. Actor trunk ("mean"): standardised advantages times the action code.
-    assert th.equal(received["value_net.0"], returns[:, None])
-    standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
-    expected = standardized[:, None] * th.nn.functional.one_hot(actions, 2).float()
-    assert th.allclose(received["policy_net.0"], expected, atol=1e-5)
-
-
-def test_guidance_gate_gets_the_spread_of_the_raw_signals():
-    from sb3_pdm.guidance import GuidanceSignals, attach_signals
-
-    model = PPO(
-        PDMPolicy,
-        "CartPole-v1",
-        n_steps=32,
-        batch_size=32,
-        n_epochs=1,
-        seed=0,
-        policy_kwargs=dict(pdm_kwargs=dict(guidance_gate=True), actor_pdm_kwargs=dict(guidance_gate=False)),
-    )
+    policy_kwargs = dict(pdm_kwargs=pdm_kwargs, actor_pdm_kwargs=actor_pdm_kwargs)
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0, policy_kwargs=policy_kwargs)
     model.policy.set_training_mode(True)
     obs, returns, advantages = th.randn(32, 4), 50.0 + 10.0 * th.randn(32), 3.0 * th.randn(32)
     actions = th.randint(0, 2, (32,))
@@ -166,12 +131,27 @@ def test_guidance_gate_gets_the_spread_of_the_raw_signals():
             set_guidance(signal, spread),
         )
     model.policy.evaluate_actions(obs, actions)
+    return model, received, returns, advantages, actions
+
+
+def test_running_normalization_layers_get_raw_signals():
+    _, received, returns, advantages, actions = _first_layers_guidance(
+        dict(normalization="running"), dict(normalization="mean")
+    )
+    # Critic trunk ("running"): the raw returns. Actor trunk ("mean"): standardised advantages times the action code.
+    assert th.equal(received["value_net.0"][0], returns[:, None])
+    standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
+    expected = standardized[:, None] * th.nn.functional.one_hot(actions, 2).float()
+    assert th.allclose(received["policy_net.0"][0], expected, atol=1e-5)
+
+
+def test_guidance_gate_gets_the_spread_of_the_raw_signals():
+    model, received, returns, _, _ = _first_layers_guidance(dict(guidance_gate=True), dict(guidance_gate=False))
     # Critic trunk (gated): standardised returns as its signal, the raw returns' std as its spread.
     signal, spread = received["value_net.0"]
     assert th.allclose(signal.std(unbiased=False), th.tensor(1.0), atol=1e-4)
     assert spread == pytest.approx(returns.std(unbiased=False).item(), rel=1e-5)
-    gate = model.policy.mlp_extractor.get_submodule("value_net.0")._gate
-    assert gate == 1.0  # the first spread is its own average
+    assert model.policy.mlp_extractor.get_submodule("value_net.0").gate == 1.0  # the first spread is its own average
     # Actor trunk (not gated): no spread.
     assert received["policy_net.0"][1] is None
 
