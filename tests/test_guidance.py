@@ -42,7 +42,9 @@ def test_guidance_changes_the_hidden_features():
 
 
 def test_callback_enables_guidance_on_the_stock_buffer_and_logs(tmp_path):
-    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0)
+    # The actor trunk's layers are gated (guidance_gate): they log their gate too, the critic trunk's do not.
+    policy_kwargs = dict(actor_pdm_kwargs=dict(guidance_gate=True))
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0, policy_kwargs=policy_kwargs)
     assert type(model.rollout_buffer) is RolloutBuffer
     model.set_logger(configure(str(tmp_path), ["csv"]))
     with warnings.catch_warnings():
@@ -53,6 +55,7 @@ def test_callback_enables_guidance_on_the_stock_buffer_and_logs(tmp_path):
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
     for key in ("pdm/pi/0/loss", "pdm/vf/1/feature_scale", "pdm/pi/1/skipped", "pdm/guidance_missing", "train/value_loss"):
         assert key in header
+    assert "pdm/pi/1/gate" in header and "pdm/vf/0/gate" not in header
 
 
 def test_missing_signals_warn_once():
