@@ -27,6 +27,16 @@ RUNNING_RATE = 0.01
 GATE_RATE = 0.001
 
 
+def _moving_average_step(
+    total: th.Tensor | float, weight: th.Tensor | float, value: th.Tensor | float, rate: float
+) -> tuple[th.Tensor | float, th.Tensor | float]:
+    """
+    One step of a debiased exponential moving average kept as ``(total, weight)`` (floats or tensors): the average is
+    ``total / weight``, where ``weight = 1 - (1 - rate)^n`` after ``n`` steps.
+    """
+    return (1.0 - rate) * total + rate * value, (1.0 - rate) * weight + rate
+
+
 class PDMLayer(nn.Module):
     """
     Base class of a layer trained by local pairwise distance matching.
@@ -115,7 +125,7 @@ class PDMLayer(nn.Module):
         gate = 1.0
         if math.isfinite(spread):
             total, weight = self._spread_average
-            self._spread_average = [(1.0 - GATE_RATE) * total + GATE_RATE * spread, (1.0 - GATE_RATE) * weight + GATE_RATE]
+            self._spread_average = list(_moving_average_step(total, weight, spread, GATE_RATE))
             average = self._spread_average[0] / self._spread_average[1]
             gate = min(1.0, spread / average) if average > 0 else 1.0
         if gate != self._gate:
@@ -204,8 +214,9 @@ class PDMLayer(nn.Module):
             value = off_diagonal_mean(distances)
             finite = th.isfinite(value)
             mean, weight = self._distance_means[k], self._distance_weights[k]
-            self._distance_means[k] = th.where(finite, (1.0 - RUNNING_RATE) * mean + RUNNING_RATE * value, mean)
-            self._distance_weights[k] = th.where(finite, (1.0 - RUNNING_RATE) * weight + RUNNING_RATE, weight)
+            new_mean, new_weight = _moving_average_step(mean, weight, value, RUNNING_RATE)
+            self._distance_means[k] = th.where(finite, new_mean, mean)
+            self._distance_weights[k] = th.where(finite, new_weight, weight)
             # 0 / 0 before any finite batch: a non-finite target, and the step is skipped.
             means.append(self._distance_means[k] / self._distance_weights[k])
         return means
