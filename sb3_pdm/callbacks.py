@@ -6,7 +6,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from torch import nn
 
 from sb3_pdm.guidance import enable_guidance
-from sb3_pdm.heads import NormalizedValueHead
+from sb3_pdm.heads import normalized_value_head
 from sb3_pdm.layers import PDMLayer, pdm_layers
 
 
@@ -44,8 +44,8 @@ def record_diagnostics(policy: nn.Module, logger: Logger) -> None:
         logger.record(f"pdm/{name}/skipped", stats["skipped"])
         if "gate" in stats:
             logger.record(f"pdm/{name}/gate", stats["gate"])
-    value_net = getattr(policy, "value_net", None)
-    if isinstance(value_net, NormalizedValueHead):
+    value_net = normalized_value_head(getattr(policy, "value_net", None))
+    if value_net is not None:
         logger.record("pdm/value_mean", value_net.mean.item())
         logger.record("pdm/value_std", value_net.std.item())
     if hasattr(policy, "pop_missing_guidance"):

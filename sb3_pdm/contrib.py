@@ -79,6 +79,9 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
         minibatch (default 0.01); needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None``: SB3's plain linear head.
     :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
         ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
+    :param head_input_norm_rate: If set, the action and value heads read their features standardised per unit by
+        running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
+        minibatch. ``None`` (default): the heads read the features as they are.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

@@ -72,3 +72,94 @@ class NormalizedValueHead(nn.Module):
 
     def forward(self, features: th.Tensor) -> th.Tensor:
         return self.linear(features) * self.std + self.mean
+
+
+def check_head_input_norm_rate(rate: float) -> None:
+    """Raise a ``ValueError`` naming ``head_input_norm_rate`` unless ``0 < rate <= 1``."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise ValueError(f"head_input_norm_rate must be a number in (0, 1] (or None for raw features), got {rate!r}")
+
+
+class InputNormalizedHead(nn.Module):
+    """
+    A head that reads its features standardised per unit by running statistics: ``head((h - mean) / std)``.
+
+    ``mean`` and ``std`` are debiased exponential moving averages of each feature over the training minibatches
+    (updated in training mode with autograd on, as PDM layers step), and each update rescales the head's first linear
+    map so that its outputs are unchanged by it (as :class:`NormalizedValueHead` does for its output statistics). Only
+    ``linear``'s parameters are changed here; the algorithm's optimizer trains the head as before, on the detached
+    features. A unit whose std falls below ``MIN_STD`` is divided by ``MIN_STD``, so a nearly constant unit is not
+    blown up into noise.
+
+    Why a PDM policy needs it: the features of a PDM trunk (or of a frozen one) are strongly correlated and spread
+    very unevenly over units, so a linear head trained by gradient steps learns the directions with little variance,
+    where the task often lies, much more slowly than the dominant one; a backprop trunk rescales its own features
+    for the head. Measured in ``docs/benchmark.md`` (ninth round).
+
+    :param head: The head (``nn.Linear`` or :class:`NormalizedValueHead`).
+    :param rate: Weight ``0 < rate <= 1`` of each training minibatch in the moving averages.
+    """
+
+    #: Smallest std a unit is divided by.
+    MIN_STD = 0.01
+
+    def __init__(self, head: nn.Module, rate: float) -> None:
+        super().__init__()
+        check_head_input_norm_rate(rate)
+        self.rate = float(rate)
+        linear = head.linear if isinstance(head, NormalizedValueHead) else head
+        if not isinstance(linear, nn.Linear) or linear.bias is None:
+            raise ValueError(f"InputNormalizedHead needs an nn.Linear with a bias or a NormalizedValueHead, got {head!r}")
+        self.head = head
+        n_features = linear.in_features
+        self.register_buffer("first_moment", th.zeros(n_features))
+        self.register_buffer("second_moment", th.zeros(n_features))
+        self.register_buffer("n_updates", th.zeros((), dtype=th.long))
+        self.register_buffer("mean", th.zeros(n_features))
+        self.register_buffer("std", th.ones(n_features))
+
+    @property
+    def linear(self) -> nn.Linear:
+        """The head's first linear map (rescaled when the statistics move)."""
+        return self.head.linear if isinstance(self.head, NormalizedValueHead) else self.head  # type: ignore[return-value]
+
+    @property
+    def in_features(self) -> int:
+        """Size of the features read by the head (as ``nn.Linear``)."""
+        return self.linear.in_features
+
+    @property
+    def out_features(self) -> int:
+        """Size of the head's output (as ``nn.Linear``)."""
+        return self.linear.out_features
+
+    @th.no_grad()
+    def update(self, features: th.Tensor) -> None:
+        """Move the statistics towards a batch of features, keeping the head's outputs unchanged."""
+        features = features.detach().to(self.mean.dtype).flatten(start_dim=1)
+        if features.shape[0] == 0 or not th.isfinite(features).all():
+            return
+        self.first_moment.mul_(1.0 - self.rate).add_(self.rate * features.mean(dim=0))
+        self.second_moment.mul_(1.0 - self.rate).add_(self.rate * (features**2).mean(dim=0))
+        self.n_updates += 1
+        debias = 1.0 - (1.0 - self.rate) ** self.n_updates
+        new_mean = self.first_moment / debias
+        new_std = (self.second_moment / debias - new_mean**2).clamp_min(0.0).sqrt().clamp_min(self.MIN_STD)
+        # W (h - m) / s + b == W' (h - m') / s' + b'  with  W' = W s' / s  and  b' = b + W (m' - m) / s.
+        linear = self.linear
+        linear.bias.add_(linear.weight @ ((new_mean - self.mean) / self.std))
+        linear.weight.mul_(new_std / self.std)
+        self.mean.copy_(new_mean)
+        self.std.copy_(new_std)
+
+    def forward(self, features: th.Tensor) -> th.Tensor:
+        if self.training and th.is_grad_enabled():
+            self.update(features)
+        return self.head((features - self.mean) / self.std)
+
+
+def normalized_value_head(value_net: nn.Module | None) -> NormalizedValueHead | None:
+    """The :class:`NormalizedValueHead` of a policy's ``value_net`` (also inside an :class:`InputNormalizedHead`)."""
+    if isinstance(value_net, InputNormalizedHead):
+        value_net = value_net.head
+    return value_net if isinstance(value_net, NormalizedValueHead) else None

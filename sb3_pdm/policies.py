@@ -20,7 +20,13 @@ from torch import nn
 from sb3_pdm.config import PDMConfig, resolve_activation
 from sb3_pdm.extractors import PDMCombinedExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN, make_config
 from sb3_pdm.guidance import GuidanceSignals, read_signals
-from sb3_pdm.heads import NormalizedValueHead, check_value_norm_rate
+from sb3_pdm.heads import (
+    InputNormalizedHead,
+    NormalizedValueHead,
+    check_head_input_norm_rate,
+    check_value_norm_rate,
+    normalized_value_head,
+)
 from sb3_pdm.layers import PDMLayer, pdm_layers
 from sb3_pdm.trunks import PDMMlpExtractor
 
@@ -78,6 +84,7 @@ class PDMActorCriticMixin:
         skip_to_heads: bool = False,
         value_norm_rate: float | None = 0.01,
         actor_pdm_kwargs: dict[str, Any] | None = None,
+        head_input_norm_rate: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
@@ -92,6 +99,9 @@ class PDMActorCriticMixin:
         if value_norm_rate is not None:
             check_value_norm_rate(value_norm_rate)
         self.value_norm_rate = value_norm_rate
+        if head_input_norm_rate is not None:
+            check_head_input_norm_rate(head_input_norm_rate)
+        self.head_input_norm_rate = head_input_norm_rate
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
         if not isinstance(action_space, _SUPPORTED_ACTIONS):
@@ -145,6 +155,10 @@ class PDMActorCriticMixin:
         if self.value_norm_rate is not None:
             # Wraps the initialised linear head: same parameters, outputs in the units of the returns' statistics.
             self.value_net = NormalizedValueHead(self.value_net, self.value_norm_rate)
+        if self.head_input_norm_rate is not None:
+            # Both heads read their features standardised by running statistics; same parameters, same outputs.
+            self.action_net = InputNormalizedHead(self.action_net, self.head_input_norm_rate)
+            self.value_net = InputNormalizedHead(self.value_net, self.head_input_norm_rate)
         # The algorithm's optimizer holds the head parameters only: PDM layers have their own local optimizers.
         self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
             self.head_parameters(),
@@ -175,6 +189,7 @@ class PDMActorCriticMixin:
             skip_to_heads=self.skip_to_heads,
             value_norm_rate=self.value_norm_rate,
             actor_pdm_kwargs=self.actor_pdm_kwargs,
+            head_input_norm_rate=self.head_input_norm_rate,
         )
         return data
 
@@ -213,16 +228,16 @@ class PDMActorCriticMixin:
             yield
             return
         signals = read_signals(obs)
-        normalized_head = isinstance(self.value_net, NormalizedValueHead)
+        value_head = normalized_value_head(self.value_net)
         guided = [layer for layer in layers if layer.config.guidance_coef > 0]
         counted = [layer for layer in layers if layer.config.local_epochs is not None]
         if signals is None:
-            if normalized_head or guided or counted:
+            if value_head is not None or guided or counted:
                 self._warn_missing_signals()
             yield
             return
-        if normalized_head:
-            self.value_net.update(signals.returns)
+        if value_head is not None:
+            value_head.update(signals.returns)
         fixed = [layer for layer in counted if signals.epoch >= layer.config.local_epochs]  # type: ignore[operator]
         with _held_fixed(fixed):
             if not guided:
@@ -340,6 +355,9 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         minibatch (default 0.01); needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None``: SB3's plain linear head.
     :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
         ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
+    :param head_input_norm_rate: If set, the action and value heads read their features standardised per unit by
+        running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
+        minibatch. ``None`` (default): the heads read the features as they are.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

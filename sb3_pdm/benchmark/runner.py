@@ -61,6 +61,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # Each local step's rate scaled by the batch's guidance spread relative to its slow average (guidance_gate):
     # layers step less once the returns and advantages differ less, e.g. under a good policy.
     "pdm-gate": {"pdm_kwargs": {"guidance_gate": True}},
+    # Ninth round: heads that read their features standardised by running statistics, and its control.
+    "pdm-hnorm": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01},
+    "frozen-hnorm": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "frozen": True},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
@@ -137,7 +140,8 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
     if "pdm_kwargs" in method:
         policy = PDMPolicy
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}), pdm_kwargs=method["pdm_kwargs"])
-        for option in ("net_arch", "skip_to_heads", "share_trunk", "value_norm_rate", "actor_pdm_kwargs"):
+        options = ("net_arch", "skip_to_heads", "share_trunk", "value_norm_rate", "actor_pdm_kwargs", "head_input_norm_rate")
+        for option in options:
             if option in method:
                 policy_kwargs[option] = method[option]
         kwargs["policy_kwargs"] = policy_kwargs
