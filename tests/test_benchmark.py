@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from sb3_pdm import NormalizedValueHead, PDMConfig
+from sb3_pdm import InputNormalizedHead, NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, markdown, summarize, targets
 from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model, run
@@ -132,13 +132,13 @@ def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
     assert all(layer._n_updates == (epochs or model.n_epochs) * n_minibatches for layer in pdm_layers(model.policy))
 
 
+#: Methods measured since local_epochs=5 became the default (or pinning their own local_epochs).
+LOCAL_EPOCHS_5 = ("pdm", "frozen", "pdm-a3e5", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1", "pdm-gate", "pdm-hnorm", "frozen-hnorm")
+
+
 @pytest.mark.parametrize(
     "method",
-    [
-        m
-        for m, spec in METHODS.items()
-        if "pdm_kwargs" in spec and m not in ("pdm", "frozen", "pdm-a3e5", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1", "pdm-gate")
-    ],
+    [m for m, spec in METHODS.items() if "pdm_kwargs" in spec and m not in LOCAL_EPOCHS_5],
 )
 def test_methods_measured_before_local_epochs_5_pin_every_epoch(method):
     """Their committed runs stepped in every pass: they keep ``local_epochs=None`` under the new default."""
@@ -186,6 +186,19 @@ def test_gate_method_gates_every_layer_and_records_the_gates(tmp_path):
     assert [sorted(row["gates"]) for row in record["curve"]] == [["pi/0", "pi/1", "vf/0", "vf/1"]] * 2
     gates = [gate for row in record["curve"] for gate in row["gates"].values()]
     assert all(0.0 <= gate <= 1.0 for gate in gates) and min(gates) < 1.0
+
+
+@pytest.mark.parametrize("method, frozen", [("pdm-hnorm", False), ("frozen-hnorm", True)])
+def test_head_norm_methods_standardize_both_heads_at_the_defaults(method, frozen):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
+    policy = model.policy
+    assert isinstance(policy.action_net, InputNormalizedHead) and isinstance(policy.value_net, InputNormalizedHead)
+    assert isinstance(policy.value_net.head, NormalizedValueHead)
+    layers = pdm_layers(policy)
+    assert all(layer.config == PDMConfig() for layer in layers)
+    assert all(layer.local_learning != frozen for layer in layers)
+    plain, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
+    assert not isinstance(plain.policy.action_net, InputNormalizedHead)
 
 
 def _running(pid: int) -> bool:

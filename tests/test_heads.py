@@ -6,7 +6,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.logger import configure
 
 from sb3_pdm import PDMCallback, PDMPolicy, PDMRolloutBuffer
-from sb3_pdm.heads import NormalizedValueHead
+from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead
 
 
 def test_update_keeps_outputs_and_tracks_debiased_statistics():
@@ -97,3 +97,88 @@ def test_without_signals_the_head_warns_and_stays_plain():
         model.learn(32)
     assert any("value_norm_rate" in str(w.message) for w in record)
     assert model.policy.value_net.n_updates == 0
+
+
+@pytest.mark.parametrize("inner", ["linear", "value"])
+def test_input_normalized_head_keeps_outputs_and_standardizes_features(inner):
+    th.manual_seed(0)
+    head = th.nn.Linear(4, 3) if inner == "linear" else NormalizedValueHead(th.nn.Linear(4, 1), rate=0.5)
+    wrapped = InputNormalizedHead(head, rate=0.2)
+    # Correlated features of very different scales, off-centre.
+    features = th.randn(256, 4) @ th.tensor([[2.0, 0.1, 0, 0], [0, 0.05, 0, 0], [0, 0, 1.0, 0.3], [0, 0, 0, 0.02]]) + 3.0
+    wrapped.eval()
+    before = wrapped(features).detach().clone()
+    wrapped.train()
+    during = wrapped(features)
+    # The first update sets the statistics to the batch's own (debiasing) and leaves the outputs where they were.
+    assert wrapped.n_updates == 1
+    assert th.allclose(wrapped.mean, features.mean(dim=0), atol=1e-5)
+    assert th.allclose(wrapped.std, features.std(dim=0, unbiased=False), rtol=1e-3)
+    assert th.allclose(during, before, atol=1e-4)
+    # What the head reads: zero-mean, unit-std features.
+    seen = []
+    handle = head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    with th.no_grad():
+        wrapped(features)
+    handle.remove()
+    assert th.allclose(seen[0].mean(dim=0), th.zeros(4), atol=1e-4)
+    assert th.allclose(seen[0].std(dim=0, unbiased=False), th.ones(4), atol=1e-3)
+    # Outputs survive later updates on other batches too.
+    other = 0.5 * features - 1.0
+    wrapped.eval()
+    reference = wrapped(features).detach().clone()
+    wrapped.train()
+    wrapped(other)
+    wrapped.eval()
+    assert th.allclose(wrapped(features), reference, atol=1e-4)
+
+
+def test_input_normalized_head_floors_the_std_and_skips_non_finite_batches():
+    wrapped = InputNormalizedHead(th.nn.Linear(2, 1), rate=1.0)
+    wrapped(th.tensor([[1.0, 5.0], [3.0, 5.0]]))
+    # A constant unit is divided by MIN_STD, not by 0.
+    assert th.allclose(wrapped.std, th.tensor([1.0, InputNormalizedHead.MIN_STD]))
+    wrapped(th.tensor([[float("nan"), 1.0], [0.0, 2.0]]))
+    assert wrapped.n_updates == 1 and all(th.isfinite(p).all() for p in wrapped.parameters())
+
+
+@pytest.mark.parametrize("rate", [0, -0.1, 1.5, True, "fast"])
+def test_bad_head_input_norm_rate_raises_naming_the_parameter(rate):
+    with pytest.raises(ValueError, match="head_input_norm_rate"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_input_norm_rate=rate), device="cpu")
+
+
+def test_head_input_statistics_move_in_training_only_and_are_saved(tmp_path):
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=64,
+        batch_size=32,
+        n_epochs=3,
+        policy_kwargs=dict(net_arch=[8], head_input_norm_rate=0.05),
+        rollout_buffer_class=PDMRolloutBuffer,
+        seed=0,
+        device="cpu",
+    )
+    actor, critic = model.policy.action_net, model.policy.value_net
+    assert isinstance(actor, InputNormalizedHead) and isinstance(critic, InputNormalizedHead)
+    assert isinstance(critic.head, NormalizedValueHead)
+    in_optimizer = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
+    assert {id(p) for p in [*actor.parameters(), *critic.parameters()]} <= in_optimizer
+    model.learn(128)
+    # One update per training minibatch (2 rollouts x 3 epochs x 2 minibatches), none in rollouts or bootstrapping;
+    # the value head's return statistics still move.
+    assert actor.n_updates == critic.n_updates == 2 * 3 * 2
+    assert critic.head.n_updates == 2 * 3 * 2
+    assert (actor.std != 1).all() and (critic.mean != 0).all()
+    obs = th.as_tensor(model.env.reset(), dtype=th.float32)
+    with th.no_grad():
+        actions = model.policy.get_distribution(obs).distribution.probs
+        values = model.policy.predict_values(obs)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.head_input_norm_rate == 0.05
+    assert th.equal(loaded.policy.action_net.mean, actor.mean) and th.equal(loaded.policy.value_net.std, critic.std)
+    with th.no_grad():
+        assert th.equal(loaded.policy.get_distribution(obs).distribution.probs, actions)
+        assert th.equal(loaded.policy.predict_values(obs), values)
