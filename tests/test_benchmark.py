@@ -133,7 +133,19 @@ def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
 
 
 #: Methods measured since local_epochs=5 became the default (or pinning their own local_epochs).
-LOCAL_EPOCHS_5 = ("pdm", "frozen", "pdm-a3e5", "pdm-ep1", "pdm-ep10", "pdm-v1-ep1", "pdm-gate", "pdm-hnorm", "frozen-hnorm")
+LOCAL_EPOCHS_5 = (
+    "pdm",
+    "frozen",
+    "pdm-a3e5",
+    "pdm-ep1",
+    "pdm-ep10",
+    "pdm-v1-ep1",
+    "pdm-gate",
+    "pdm-hnorm",
+    "frozen-hnorm",
+    "pdm-hnorm-noguide",
+    "pdm-hnorm-linlr",
+)
 
 
 @pytest.mark.parametrize(
@@ -188,14 +200,22 @@ def test_gate_method_gates_every_layer_and_records_the_gates(tmp_path):
     assert all(0.0 <= gate <= 1.0 for gate in gates) and min(gates) < 1.0
 
 
-@pytest.mark.parametrize("method, frozen", [("pdm-hnorm", False), ("frozen-hnorm", True)])
-def test_head_norm_methods_standardize_both_heads_at_the_defaults(method, frozen):
+@pytest.mark.parametrize(
+    "method, frozen, options",
+    [
+        ("pdm-hnorm", False, {}),
+        ("frozen-hnorm", True, {}),
+        ("pdm-hnorm-noguide", False, {"guidance_coef": 0.0}),
+        ("pdm-hnorm-linlr", False, {"local_lr": "lin_3e-4"}),
+    ],
+)
+def test_head_norm_methods_standardize_both_heads(method, frozen, options):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
     policy = model.policy
     assert isinstance(policy.action_net, InputNormalizedHead) and isinstance(policy.value_net, InputNormalizedHead)
     assert isinstance(policy.value_net.head, NormalizedValueHead)
     layers = pdm_layers(policy)
-    assert all(layer.config == PDMConfig() for layer in layers)
+    assert all(layer.config == PDMConfig(**options) for layer in layers)
     assert all(layer.local_learning != frozen for layer in layers)
     plain, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
     assert not isinstance(plain.policy.action_net, InputNormalizedHead)

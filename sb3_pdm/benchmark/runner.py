@@ -64,6 +64,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # Ninth round: heads that read their features standardised by running statistics, and its control.
     "pdm-hnorm": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01},
     "frozen-hnorm": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "frozen": True},
+    # With standardised head inputs: no guidance (distance preservation alone); local rates decaying to 0.
+    "pdm-hnorm-noguide": {"pdm_kwargs": {"guidance_coef": 0.0}, "head_input_norm_rate": 0.01},
+    "pdm-hnorm-linlr": {"pdm_kwargs": {"local_lr": "lin_3e-4"}, "head_input_norm_rate": 0.01},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
