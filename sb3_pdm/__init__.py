@@ -16,8 +16,8 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 
 __all__ = [
     "CnnPDMPolicy",
-    "MultiInputPDMPolicy",
     "InputNormalizedHead",
+    "MultiInputPDMPolicy",
     "NormalizedValueHead",
     "PDMCallback",
     "PDMCombinedExtractor",

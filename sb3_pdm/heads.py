@@ -91,10 +91,11 @@ class InputNormalizedHead(nn.Module):
     features. A unit whose std falls below ``MIN_STD`` is divided by ``MIN_STD``, so a nearly constant unit is not
     blown up into noise.
 
-    Why a PDM policy needs it: the features of a PDM trunk (or of a frozen one) are strongly correlated and spread
-    very unevenly over units, so a linear head trained by gradient steps learns the directions with little variance,
-    where the task often lies, much more slowly than the dominant one; a backprop trunk rescales its own features
-    for the head. Measured in ``docs/benchmark.md`` (ninth round).
+    What it is for: the features of a PDM trunk (or of a frozen one) are strongly correlated and spread very unevenly
+    over units, so a linear head trained by gradient steps learns the directions with little variance, where the task
+    often lies, much more slowly than the dominant one; a backprop trunk rescales its own features for the head.
+    Measured in ``docs/benchmark.md`` (ninth round): it helps frozen random features more than PDM ones, and it hurts
+    A2C on CartPole.
 
     :param head: The head (``nn.Linear`` or :class:`NormalizedValueHead`).
     :param rate: Weight ``0 < rate <= 1`` of each training minibatch in the moving averages.
