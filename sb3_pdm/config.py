@@ -1,5 +1,6 @@
 """Options of local PDM learning, shared by layers, trunks, extractors and policies, with their validation."""
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -86,6 +87,10 @@ class PDMConfig:
         debiased moving average (rate :data:`sb3_pdm.layers.GATE_RATE` per local step): the layers step less when
         the returns (critic) or advantages (actor) differ less than they used to, e.g. once a policy is good. Needs
         guidance (``guidance_coef > 0``) and its signals; an experiment, off by default (``docs/benchmark.md``).
+    :param decorrelation_coef: Weight ``>= 0`` of a second local term that pulls the covariance of the layer's output
+        towards ``feature_scale**2`` times the identity (:func:`sb3_pdm.objective.decorrelation_loss_and_grad`), so
+        that the variance is spread over the units instead of lying in a few directions. 0 (default) leaves the loss
+        as it is; an experiment (``docs/benchmark.md``).
     """
 
     distance: str = "euclidean"
@@ -99,6 +104,7 @@ class PDMConfig:
     max_pair_samples: int = 128
     local_epochs: int | None = 5
     guidance_gate: bool = False
+    decorrelation_coef: float = 0.0
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -128,6 +134,12 @@ class PDMConfig:
             )
         if not isinstance(self.guidance_gate, bool):
             raise TypeError(f"guidance_gate must be a bool, got {self.guidance_gate!r}")
+        if (
+            isinstance(self.decorrelation_coef, bool)
+            or not isinstance(self.decorrelation_coef, (int, float))
+            or not (self.decorrelation_coef >= 0 and math.isfinite(self.decorrelation_coef))
+        ):
+            raise ValueError(f"decorrelation_coef must be a finite number >= 0 (0: off), got {self.decorrelation_coef!r}")
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:

@@ -13,6 +13,7 @@ from torch import nn
 
 from sb3_pdm.config import PDMConfig, resolve_activation
 from sb3_pdm.objective import (
+    decorrelation_loss_and_grad,
     natural_target_scale,
     off_diagonal_mean,
     pairwise_distances,
@@ -186,6 +187,10 @@ class PDMLayer(nn.Module):
             out = output if step == 0 else self.transform(x)
             # The loss's gradient with respect to the output in closed form, then back through transform only.
             loss, grad = pdm_loss_and_grad(out, targets, self.config.distance)
+            if self.config.decorrelation_coef > 0:
+                spread_loss, spread_grad = decorrelation_loss_and_grad(out, self.config.feature_scale**2)
+                loss = loss + self.config.decorrelation_coef * spread_loss
+                grad = grad.add_(spread_grad, alpha=self.config.decorrelation_coef)
             if not th.isfinite(loss):
                 self._n_skipped += 1
                 return

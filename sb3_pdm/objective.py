@@ -181,3 +181,35 @@ def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> 
         loss = (residuals * residuals).sum() / n_pairs
         grad = (weights.sum(dim=1, keepdim=True) * h - weights @ h).mul_(coef)
     return loss, grad.view_as(outputs)
+
+
+def decorrelation_loss_and_grad(outputs: th.Tensor, variance: float) -> tuple[th.Tensor, th.Tensor]:
+    """
+    How far the output's covariance is from ``variance`` times the identity, and its gradient with respect to
+    ``outputs``: a term that spreads a layer's variance over its units (as VICReg's variance and covariance terms).
+
+    With :math:`H_c` the centred batch (:math:`B` samples, :math:`d` features), :math:`C = H_c^\\top H_c / B` and
+    :math:`v` the target per-unit variance,
+
+    .. math::
+
+        L = \\frac{1}{d} \\big\\lVert C / v - I \\big\\rVert_F^2, \\qquad
+        \\nabla_H L = \\frac{4}{B v d} \\Big(\\frac{G H_c}{B v} - H_c\\Big), \\quad G = H_c H_c^\\top,
+
+    computed through the ``B x B`` Gram matrix, so memory is ``O(B^2)`` whatever ``d`` (convolutional outputs are
+    flattened). 0 for white features of per-unit variance ``v``; about ``d`` when all the variance lies in one
+    direction.
+
+    :param outputs: Batch of the layer's outputs, shape ``(B, ...)`` (its graph, if any, is not used).
+    :param variance: Target per-unit variance ``v > 0``.
+    :return: The scalar loss and its gradient, shaped like ``outputs``, both without gradient.
+    """
+    with th.no_grad():
+        h = outputs.detach().flatten(start_dim=1)
+        n_samples, n_features = h.shape
+        centred = h - h.mean(dim=0, keepdim=True)
+        gram = centred @ centred.T
+        scaled = n_samples * variance
+        loss = ((gram * gram).sum() / scaled**2 - 2.0 * gram.diagonal().sum() / scaled + n_features) / n_features
+        grad = (gram @ centred / scaled - centred).mul_(4.0 / (scaled * n_features))
+    return loss, grad.view_as(outputs)

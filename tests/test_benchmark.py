@@ -145,6 +145,8 @@ LOCAL_EPOCHS_5 = (
     "frozen-hnorm",
     "pdm-hnorm-noguide",
     "pdm-hnorm-linlr",
+    "pdm-decor",
+    "pdm-decor-0.1",
 )
 
 
@@ -219,6 +221,12 @@ def test_head_norm_methods_standardize_both_heads(method, frozen, options):
     assert all(layer.local_learning != frozen for layer in layers)
     plain, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
     assert not isinstance(plain.policy.action_net, InputNormalizedHead)
+
+
+@pytest.mark.parametrize("method, coef", [("pdm", 0.0), ("pdm-decor", 1.0), ("pdm-decor-0.1", 0.1)])
+def test_decorrelation_methods_set_every_layer(method, coef):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
+    assert all(layer.config == PDMConfig(decorrelation_coef=coef) for layer in pdm_layers(model.policy))
 
 
 def _running(pid: int) -> bool:

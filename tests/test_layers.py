@@ -143,6 +143,9 @@ def test_extra_state_restores_local_optimizer():
         (dict(local_epochs=1.5), "local_epochs"),
         (dict(local_epochs=True), "local_epochs"),
         (dict(guidance_gate="yes"), "guidance_gate"),
+        (dict(decorrelation_coef=-0.1), "decorrelation_coef"),
+        (dict(decorrelation_coef=float("inf")), "decorrelation_coef"),
+        (dict(decorrelation_coef="1"), "decorrelation_coef"),
     ],
 )
 def test_bad_config_raises_naming_the_parameter(kwargs, match):
@@ -234,3 +237,22 @@ def test_guidance_gate_follows_the_schedule_and_is_off_by_default():
     plain = PDMLinear(6, 16, config=PDMConfig(local_lr=1e-3))
     _gated_lr(plain, 1.0)
     assert _gated_lr(plain, 0.01, 1) == 1e-3 and "gate" not in plain.pop_diagnostics()
+
+
+def test_decorrelation_spreads_the_output_variance_over_the_units():
+    """A 4-D input through 32 tanh units: distance matching alone keeps most variance in a few directions."""
+    generator = th.Generator().manual_seed(0)
+    inputs = th.randn(128, 4, generator=generator) * th.tensor([0.1, 0.3, 0.05, 0.4])
+
+    def top_share(coef: float) -> float:
+        th.manual_seed(0)
+        layer = PDMLinear(4, 32, config=PDMConfig(decorrelation_coef=coef, local_lr=1e-2, guidance_coef=0.0))
+        layer.train()
+        for _ in range(300):
+            layer(inputs)
+        with th.no_grad():
+            variances = th.linalg.svdvals(layer(inputs) - layer(inputs).mean(0)) ** 2
+        return float(variances[0] / variances.sum())
+
+    plain, spread = top_share(0.0), top_share(1.0)
+    assert spread < plain - 0.1, (plain, spread)

@@ -2,7 +2,13 @@ import pytest
 import torch as th
 
 from sb3_pdm import PDMConfig, PDMConv2d, PDMLinear
-from sb3_pdm.objective import pairwise_distances, pdm_loss, pdm_loss_and_grad, target_distances
+from sb3_pdm.objective import (
+    decorrelation_loss_and_grad,
+    pairwise_distances,
+    pdm_loss,
+    pdm_loss_and_grad,
+    target_distances,
+)
 
 
 def autograd_loss_and_grad(outputs, targets, distance):
@@ -78,3 +84,29 @@ def test_conv_layer_step_equals_autograd_through_the_whole_loss():
     reference.optimizer.step()
     for moved, expected in zip(layer.parameters(), reference.parameters()):
         assert th.allclose(moved, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (24, 3, 4, 4)])
+def test_decorrelation_gradient_matches_autograd(shape):
+    generator = th.Generator().manual_seed(0)
+    mixing = th.randn(shape[-1], shape[-1], generator=generator, dtype=th.float64)
+    outputs = th.randn(*shape, generator=generator, dtype=th.float64) @ mixing
+    loss, grad = decorrelation_loss_and_grad(outputs, variance=0.3)
+    leaf = outputs.clone().requires_grad_(True)
+    h = leaf.flatten(start_dim=1)
+    centred = h - h.mean(dim=0)
+    covariance = centred.T @ centred / h.shape[0]
+    expected = ((covariance / 0.3 - th.eye(h.shape[1], dtype=th.float64)) ** 2).sum() / h.shape[1]
+    expected.backward()
+    assert grad.shape == outputs.shape and not grad.requires_grad
+    assert th.allclose(loss, expected.detach(), rtol=1e-10)
+    assert th.allclose(grad, leaf.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_decorrelation_loss_is_zero_for_white_features():
+    generator = th.Generator().manual_seed(1)
+    samples = th.randn(64, 8, generator=generator, dtype=th.float64)
+    # Orthonormal columns that span centred data are centred too: covariance Q^T Q (64 * 0.5) / 64 = 0.5 I.
+    q, _ = th.linalg.qr(samples - samples.mean(dim=0))
+    loss, grad = decorrelation_loss_and_grad(q * (64 * 0.5) ** 0.5 + 3.0, variance=0.5)
+    assert abs(float(loss)) < 1e-9 and grad.abs().max() < 1e-9

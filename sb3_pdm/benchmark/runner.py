@@ -67,6 +67,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # With standardised head inputs: no guidance (distance preservation alone); local rates decaying to 0.
     "pdm-hnorm-noguide": {"pdm_kwargs": {"guidance_coef": 0.0}, "head_input_norm_rate": 0.01},
     "pdm-hnorm-linlr": {"pdm_kwargs": {"local_lr": "lin_3e-4"}, "head_input_norm_rate": 0.01},
+    # A local term that spreads each layer's output variance over its units (decorrelation_coef), plain heads.
+    "pdm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}},
+    "pdm-decor-0.1": {"pdm_kwargs": {"decorrelation_coef": 0.1}},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
