@@ -10,7 +10,51 @@ def check_value_norm_rate(rate: float) -> None:
         raise ValueError(f"value_norm_rate must be a number in (0, 1] (or None for a plain head), got {rate!r}")
 
 
-class NormalizedValueHead(nn.Module):
+class _RunningMoments(nn.Module):
+    """
+    Shared by the normalised heads: debiased exponential moving averages of the first two moments of what a head
+    normalises (buffers, so a save keeps them), the statistics derived from them, and the ``nn.Linear``-like sizes of
+    the head's linear map (``self.linear``, set by the subclass).
+    """
+
+    linear: nn.Linear
+
+    def _register_moments(self, shape: tuple[int, ...], rate: float) -> None:
+        self.rate = float(rate)
+        # Raw moving averages of the values and of their squares, the number of updates (for debiasing), and the
+        # debiased statistics the head uses (0 and 1 before the first update).
+        self.register_buffer("first_moment", th.zeros(shape))
+        self.register_buffer("second_moment", th.zeros(shape))
+        self.register_buffer("n_updates", th.zeros((), dtype=th.long))
+        self.register_buffer("mean", th.zeros(shape))
+        self.register_buffer("std", th.ones(shape))
+
+    def _moved_statistics(
+        self, batch_mean: th.Tensor, batch_square_mean: th.Tensor, min_std: float, min_variance: float = 0.0
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Move the moving averages by one batch and return the new debiased mean and std (the variance clamped at
+        ``min_variance`` before its root, the std at ``min_std`` after).
+        """
+        self.first_moment.mul_(1.0 - self.rate).add_(self.rate * batch_mean)
+        self.second_moment.mul_(1.0 - self.rate).add_(self.rate * batch_square_mean)
+        self.n_updates += 1
+        debias = 1.0 - (1.0 - self.rate) ** self.n_updates
+        mean = self.first_moment / debias
+        return mean, (self.second_moment / debias - mean**2).clamp_min(min_variance).sqrt().clamp_min(min_std)
+
+    @property
+    def in_features(self) -> int:
+        """Size of the features read by the head (as ``nn.Linear``)."""
+        return self.linear.in_features
+
+    @property
+    def out_features(self) -> int:
+        """Size of the head's output (as ``nn.Linear``)."""
+        return self.linear.out_features
+
+
+class NormalizedValueHead(_RunningMoments):
     """
     Linear value head that predicts returns in units of running statistics of the returns, as in PopArt
     (van Hasselt et al., 2016, *Learning values across many orders of magnitude*): ``V(h) = std * (w h + b) + mean``.
@@ -31,27 +75,10 @@ class NormalizedValueHead(nn.Module):
     def __init__(self, linear: nn.Linear, rate: float) -> None:
         super().__init__()
         check_value_norm_rate(rate)
-        self.rate = float(rate)
         if not isinstance(linear, nn.Linear) or linear.out_features != 1:
             raise ValueError(f"NormalizedValueHead needs an nn.Linear with one output, got {linear!r}")
         self.linear = linear
-        # Raw moving averages of the targets and of their squares, the number of updates (for debiasing), and the
-        # debiased statistics the head uses (0 and 1 before the first update).
-        self.register_buffer("first_moment", th.zeros(()))
-        self.register_buffer("second_moment", th.zeros(()))
-        self.register_buffer("n_updates", th.zeros((), dtype=th.long))
-        self.register_buffer("mean", th.zeros(()))
-        self.register_buffer("std", th.ones(()))
-
-    @property
-    def in_features(self) -> int:
-        """Size of the features read by the head (as ``nn.Linear``)."""
-        return self.linear.in_features
-
-    @property
-    def out_features(self) -> int:
-        """One output: the value (as ``nn.Linear``)."""
-        return self.linear.out_features
+        self._register_moments((), rate)
 
     @th.no_grad()
     def update(self, targets: th.Tensor) -> None:
@@ -59,12 +86,7 @@ class NormalizedValueHead(nn.Module):
         targets = targets.detach().to(self.mean.dtype).flatten()
         if targets.numel() == 0 or not th.isfinite(targets).all():
             return
-        self.first_moment.mul_(1.0 - self.rate).add_(self.rate * targets.mean())
-        self.second_moment.mul_(1.0 - self.rate).add_(self.rate * (targets**2).mean())
-        self.n_updates += 1
-        debias = 1.0 - (1.0 - self.rate) ** self.n_updates
-        new_mean = self.first_moment / debias
-        new_std = (self.second_moment / debias - new_mean**2).clamp_min(1e-8).sqrt().clamp_min(1e-4)
+        new_mean, new_std = self._moved_statistics(targets.mean(), (targets**2).mean(), min_std=1e-4, min_variance=1e-8)
         self.linear.weight.mul_(self.std / new_std)
         self.linear.bias.mul_(self.std).add_(self.mean - new_mean).div_(new_std)
         self.mean.copy_(new_mean)
@@ -80,7 +102,7 @@ def check_head_input_norm_rate(rate: float) -> None:
         raise ValueError(f"head_input_norm_rate must be a number in (0, 1] (or None for raw features), got {rate!r}")
 
 
-class InputNormalizedHead(nn.Module):
+class InputNormalizedHead(_RunningMoments):
     """
     A head that reads its features standardised per unit by running statistics: ``head((h - mean) / std)``.
 
@@ -107,32 +129,16 @@ class InputNormalizedHead(nn.Module):
     def __init__(self, head: nn.Module, rate: float) -> None:
         super().__init__()
         check_head_input_norm_rate(rate)
-        self.rate = float(rate)
         linear = head.linear if isinstance(head, NormalizedValueHead) else head
         if not isinstance(linear, nn.Linear) or linear.bias is None:
             raise ValueError(f"InputNormalizedHead needs an nn.Linear with a bias or a NormalizedValueHead, got {head!r}")
         self.head = head
-        n_features = linear.in_features
-        self.register_buffer("first_moment", th.zeros(n_features))
-        self.register_buffer("second_moment", th.zeros(n_features))
-        self.register_buffer("n_updates", th.zeros((), dtype=th.long))
-        self.register_buffer("mean", th.zeros(n_features))
-        self.register_buffer("std", th.ones(n_features))
+        self._register_moments((linear.in_features,), rate)
 
     @property
     def linear(self) -> nn.Linear:
         """The head's first linear map (rescaled when the statistics move)."""
         return self.head.linear if isinstance(self.head, NormalizedValueHead) else self.head  # type: ignore[return-value]
-
-    @property
-    def in_features(self) -> int:
-        """Size of the features read by the head (as ``nn.Linear``)."""
-        return self.linear.in_features
-
-    @property
-    def out_features(self) -> int:
-        """Size of the head's output (as ``nn.Linear``)."""
-        return self.linear.out_features
 
     @th.no_grad()
     def update(self, features: th.Tensor) -> None:
@@ -140,12 +146,7 @@ class InputNormalizedHead(nn.Module):
         features = features.detach().to(self.mean.dtype).flatten(start_dim=1)
         if features.shape[0] == 0 or not th.isfinite(features).all():
             return
-        self.first_moment.mul_(1.0 - self.rate).add_(self.rate * features.mean(dim=0))
-        self.second_moment.mul_(1.0 - self.rate).add_(self.rate * (features**2).mean(dim=0))
-        self.n_updates += 1
-        debias = 1.0 - (1.0 - self.rate) ** self.n_updates
-        new_mean = self.first_moment / debias
-        new_std = (self.second_moment / debias - new_mean**2).clamp_min(0.0).sqrt().clamp_min(self.MIN_STD)
+        new_mean, new_std = self._moved_statistics(features.mean(dim=0), (features**2).mean(dim=0), self.MIN_STD)
         # W (h - m) / s + b == W' (h - m') / s' + b'  with  W' = W s' / s  and  b' = b + W (m' - m) / s.
         linear = self.linear
         linear.bias.add_(linear.weight @ ((new_mean - self.mean) / self.std))
