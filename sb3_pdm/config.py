@@ -86,7 +86,8 @@ class PDMConfig:
         (root of the summed per-dimension variances) of the minibatch's raw guidance signals and ``s_avg`` its slow,
         debiased moving average (rate :data:`sb3_pdm.layers.GATE_RATE` per local step): the layers step less when
         the returns (critic) or advantages (actor) differ less than they used to, e.g. once a policy is good. Needs
-        guidance (``guidance_coef > 0``) and its signals; an experiment, off by default (``docs/benchmark.md``).
+        guidance (``guidance_coef > 0``, else a ``ValueError``) and its signals; an experiment, off by default
+        (``docs/benchmark.md``).
     :param decorrelation_coef: Weight ``>= 0`` of a second local term that pulls the covariance of the layer's output
         towards ``feature_scale**2`` times the identity (:func:`sb3_pdm.objective.decorrelation_loss_and_grad`), so
         that the variance is spread over the units instead of lying in a few directions. 0 (default) leaves the loss
@@ -134,6 +135,8 @@ class PDMConfig:
             )
         if not isinstance(self.guidance_gate, bool):
             raise TypeError(f"guidance_gate must be a bool, got {self.guidance_gate!r}")
+        if self.guidance_gate and self.guidance_coef == 0:
+            raise ValueError("guidance_gate=True needs guidance_coef > 0: the gate follows the spread of the guidance signals")
         if (
             isinstance(self.decorrelation_coef, bool)
             or not isinstance(self.decorrelation_coef, (int, float))

@@ -143,6 +143,7 @@ def test_extra_state_restores_local_optimizer():
         (dict(local_epochs=1.5), "local_epochs"),
         (dict(local_epochs=True), "local_epochs"),
         (dict(guidance_gate="yes"), "guidance_gate"),
+        (dict(guidance_gate=True, guidance_coef=0.0), "guidance_gate"),
         (dict(decorrelation_coef=-0.1), "decorrelation_coef"),
         (dict(decorrelation_coef=float("inf")), "decorrelation_coef"),
         (dict(decorrelation_coef="1"), "decorrelation_coef"),
