@@ -190,7 +190,7 @@ class PDMLayer(nn.Module):
             if self.config.decorrelation_coef > 0:
                 spread_loss, spread_grad = decorrelation_loss_and_grad(out, self.config.feature_scale**2)
                 loss = loss + self.config.decorrelation_coef * spread_loss
-                grad = grad.add_(spread_grad, alpha=self.config.decorrelation_coef)
+                grad.add_(spread_grad, alpha=self.config.decorrelation_coef)
             if not th.isfinite(loss):
                 self._n_skipped += 1
                 return

@@ -40,14 +40,14 @@ def test_bad_rate_raises_naming_the_parameter(rate):
         PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(value_norm_rate=rate), device="cpu")
 
 
-def _ppo(**kwargs):
+def _ppo(policy_kwargs=None, **kwargs):
     return PPO(
         PDMPolicy,
         "CartPole-v1",
         n_steps=64,
         batch_size=32,
         n_epochs=3,
-        policy_kwargs=dict(net_arch=[8], value_norm_rate=0.05),
+        policy_kwargs=dict(net_arch=[8], value_norm_rate=0.05, **(policy_kwargs or {})),
         seed=0,
         device="cpu",
         **kwargs,
@@ -149,17 +149,7 @@ def test_bad_head_input_norm_rate_raises_naming_the_parameter(rate):
 
 
 def test_head_input_statistics_move_in_training_only_and_are_saved(tmp_path):
-    model = PPO(
-        PDMPolicy,
-        "CartPole-v1",
-        n_steps=64,
-        batch_size=32,
-        n_epochs=3,
-        policy_kwargs=dict(net_arch=[8], head_input_norm_rate=0.05),
-        rollout_buffer_class=PDMRolloutBuffer,
-        seed=0,
-        device="cpu",
-    )
+    model = _ppo(dict(head_input_norm_rate=0.05), rollout_buffer_class=PDMRolloutBuffer)
     actor, critic = model.policy.action_net, model.policy.value_net
     assert isinstance(actor, InputNormalizedHead) and isinstance(critic, InputNormalizedHead)
     assert isinstance(critic.head, NormalizedValueHead)
