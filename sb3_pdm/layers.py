@@ -7,6 +7,7 @@ parameters, and its local loss only sees its own (detached) input and output.
 
 import math
 import warnings
+from collections.abc import Callable
 
 import torch as th
 from torch import nn
@@ -91,6 +92,25 @@ class PDMLayer(nn.Module):
         """The layer's map from input to output (with gradient to its own parameters)."""
         raise NotImplementedError
 
+    @property
+    def closed_form_backward(self) -> bool:
+        """Whether :meth:`_backward` computes the parameters' gradients in closed form, without an autograd graph."""
+        return False
+
+    def _backward(self, x: th.Tensor, output: th.Tensor, grad: th.Tensor) -> None:
+        """
+        Set the gradients of the layer's parameters for the local loss (they are ``None`` before), given its gradient
+        ``grad`` with respect to ``output = transform(x)``: by autograd through ``output``'s graph, unless the layer has
+        a closed form.
+        """
+        self._clear_grads()
+        output.backward(grad)
+
+    def _clear_grads(self) -> None:
+        # Cheaper than optimizer.zero_grad for a layer's two or three tensors; grads are only ever set by _backward.
+        for parameter in self.parameters():
+            parameter.grad = None
+
     def set_guidance(self, signals: th.Tensor | None, spread: th.Tensor | float | None = None) -> None:
         """
         Per-sample guidance signals (one row per sample of the next batch) used by the next local step(s).
@@ -142,17 +162,22 @@ class PDMLayer(nn.Module):
         guidance = self._guidance if self.config.guidance_coef > 0 else None
         if guidance is not None and guidance.shape[0] != n_samples:
             raise ValueError(f"Guidance signals have {guidance.shape[0]} rows but the batch has {n_samples} samples")
+        # Layers with a closed-form parameter gradient (_backward) need no autograd graph of their output.
+        closed_form = self.closed_form_backward
         if n_samples <= self.config.max_pair_samples:
-            output = self.transform(x)
+            with th.set_grad_enabled(not closed_form):
+                output = self.transform(x)
             self._local_update(x, output, guidance)
             return output.detach()
         # Pair bound: a random subset of samples forms the pairs, so the local cost is O(max_pair_samples^2). The
-        # batch's output needs no graph: only the subset is recomputed with gradient (same gradient, less memory).
+        # batch's output needs no graph: only the subset is recomputed with gradient (same gradient, less memory), or
+        # read from the output where the gradient is in closed form.
         with th.no_grad():
             output = self.transform(x)
         index = th.randperm(n_samples, device=x.device)[: self.config.max_pair_samples]
         pairs = x.index_select(0, index)
-        self._local_update(pairs, self.transform(pairs), guidance.index_select(0, index) if guidance is not None else None)
+        pair_output = output.index_select(0, index) if closed_form else self.transform(pairs)
+        self._local_update(pairs, pair_output, guidance.index_select(0, index) if guidance is not None else None)
         return output
 
     def _local_update(self, x: th.Tensor, output: th.Tensor, guidance: th.Tensor | None) -> None:
@@ -184,7 +209,11 @@ class PDMLayer(nn.Module):
             )
         for step in range(self.config.local_steps):
             # Extra steps recompute the output with the updated parameters.
-            out = output if step == 0 else self.transform(x)
+            if step == 0:
+                out = output
+            else:
+                with th.set_grad_enabled(not self.closed_form_backward):
+                    out = self.transform(x)
             # The loss's gradient with respect to the output in closed form, then back through transform only.
             loss, grad = pdm_loss_and_grad(out, targets, self.config.distance)
             if self.config.decorrelation_coef > 0:
@@ -194,10 +223,9 @@ class PDMLayer(nn.Module):
             if not th.isfinite(loss):
                 self._n_skipped += 1
                 return
-            self.optimizer.zero_grad(set_to_none=True)
-            out.backward(grad)
+            self._backward(x, out, grad)
             self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self._clear_grads()
         # Kept as tensors: no host sync on the hot path, converted in pop_diagnostics().
         self._loss_sum = self._loss_sum + loss.detach()
         self._gate_sum += self._gate
@@ -305,6 +333,22 @@ class PDMLinear(PDMLayer):
     def transform(self, x: th.Tensor) -> th.Tensor:
         return self.activation(self.linear(x))
 
+    @property
+    def closed_form_backward(self) -> bool:
+        return _activation_derivative(self.activation) is not None
+
+    def _backward(self, x: th.Tensor, output: th.Tensor, grad: th.Tensor) -> None:
+        derivative = _activation_derivative(self.activation)
+        if derivative is None:
+            super()._backward(x, output, grad)
+            return
+        # The linear map's gradients by hand: the local step's cost is mostly fixed per-op overhead on small batches,
+        # and autograd's graph and engine are a good part of it.
+        with th.no_grad():
+            pre_activation_grad = derivative(output, grad)
+            self.linear.weight.grad = pre_activation_grad.T @ x
+            self.linear.bias.grad = pre_activation_grad.sum(dim=0)
+
 
 class PDMConv2d(PDMLayer):
     """
@@ -339,6 +383,24 @@ class PDMConv2d(PDMLayer):
 
     def transform(self, x: th.Tensor) -> th.Tensor:
         return self.activation(self.conv(x))
+
+
+def _activation_derivative(activation: nn.Module) -> Callable[[th.Tensor, th.Tensor], th.Tensor] | None:
+    """
+    ``(output, grad) -> grad * activation'(input)`` for the activations whose derivative is a function of their
+    output (what autograd's backward of each computes), or ``None``: other activations go through autograd.
+    """
+    if type(activation) is nn.Tanh:
+        return lambda output, grad: grad * (1.0 - output * output)
+    if type(activation) is nn.Identity:
+        return lambda output, grad: grad
+    if type(activation) is nn.ReLU:
+        return lambda output, grad: th.where(output > 0, grad, 0.0)
+    if type(activation) is nn.LeakyReLU and activation.negative_slope > 0:
+        # A positive slope keeps the sign, so the output tells which side of 0 the input was on.
+        slope = activation.negative_slope
+        return lambda output, grad: th.where(output > 0, grad, grad * slope)
+    return None
 
 
 def pdm_layers(module: nn.Module) -> list[PDMLayer]:

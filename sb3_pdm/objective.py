@@ -167,19 +167,21 @@ def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> 
     with th.no_grad():
         n_pairs = h.shape[0] * (h.shape[0] - 1)
         squared = _squared_distances(h)
+        # In-place and fused operations where they keep the arithmetic: on small batches the cost is per operation.
         if distance == "euclidean":
-            distances = squared.clamp_min(_EPS).sqrt()
+            distances = squared.clamp_min(_EPS).sqrt_()
             residuals = distances - targets
-            weights = th.where(squared >= _EPS, residuals / distances, 0.0)
+            weights = (residuals / distances).masked_fill_(squared < _EPS, 0.0)
             coef = 4.0 / n_pairs
         elif distance == "sqeuclidean":
             residuals = squared.clamp_min(0.0) - targets
-            weights = th.where(squared >= 0.0, residuals, 0.0)
+            weights = residuals.masked_fill(squared < 0.0, 0.0)
             coef = 8.0 / n_pairs
         else:
             raise ValueError(f"Unknown distance '{distance}', expected one of {DISTANCES}")
-        loss = (residuals * residuals).sum() / n_pairs
-        grad = (weights.sum(dim=1, keepdim=True) * h - weights @ h).mul_(coef)
+        flat = residuals.view(-1)
+        loss = th.dot(flat, flat) / n_pairs
+        grad = th.addmm(weights.sum(dim=1, keepdim=True) * h, weights, h, beta=coef, alpha=-coef)
     return loss, grad.view_as(outputs)
 
 

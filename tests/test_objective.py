@@ -68,6 +68,50 @@ def test_layer_step_equals_autograd_through_the_whole_loss(distance):
     assert not any(th.equal(a, b) for a, b in zip(layer.parameters(), initial))
 
 
+@pytest.mark.parametrize(
+    "activation, closed_form", [("tanh", True), ("relu", True), ("leaky_relu", True), ("identity", True), ("gelu", False)]
+)
+@pytest.mark.parametrize("n_samples", [32, 48])
+def test_dense_layer_gradient_by_hand_equals_autograd(activation, closed_form, n_samples):
+    """
+    Dense layers compute their parameters' gradients by hand for activations whose derivative is a function of their
+    output, and through autograd otherwise: the step is the same either way, with the pair bound (48 samples, 24 form
+    the pairs, the same subset for both) and without.
+    """
+    config = PDMConfig(local_lr=1e-2, max_pair_samples=24 if n_samples > 32 else 128, local_optimizer="sgd")
+    layer = PDMLinear(6, 16, activation_fn=activation, config=config).double()
+    reference = PDMLinear(6, 16, activation_fn=activation, config=config).double()
+    reference.load_state_dict(layer.state_dict())
+    assert layer.closed_form_backward is closed_form
+    generator = th.Generator().manual_seed(3)
+    x = th.randn(n_samples, 6, generator=generator, dtype=th.float64)
+    guidance = th.randn(n_samples, 2, generator=generator, dtype=th.float64)
+    initial = layer.linear.weight.detach().clone()
+    layer.set_guidance(guidance)
+    th.manual_seed(0)
+    output = layer(x)
+    th.manual_seed(0)
+    index = th.randperm(n_samples)[: config.max_pair_samples]
+    pairs, pair_guidance = x[index], guidance[index]
+    with th.no_grad():
+        targets = target_distances(
+            pairwise_distances(pairs, "euclidean"),
+            pairwise_distances(pair_guidance, "euclidean"),
+            config.guidance_coef,
+            config.normalization,
+            reference.target_scale,
+        )
+    expected_output = reference.transform(x).detach()
+    reference.optimizer.zero_grad()
+    pdm_loss(pairwise_distances(reference.transform(pairs), "euclidean"), targets).backward()
+    reference.optimizer.step()
+    assert th.allclose(output, expected_output, rtol=1e-12, atol=1e-12)
+    assert all(p.grad is None for p in layer.parameters())
+    for moved, expected in zip(layer.parameters(), reference.parameters()):
+        assert th.allclose(moved, expected, rtol=1e-10, atol=1e-12)
+    assert not th.equal(layer.linear.weight, initial)
+
+
 def test_conv_layer_step_equals_autograd_through_the_whole_loss():
     # SGD, not Adam: distances are translation-invariant, so the bias gradient of a ReLU channel active on every sample
     # is 0 up to rounding, and Adam's first step (g / (|g| + eps)) would turn that rounding noise into a step.
