@@ -74,10 +74,12 @@ def test_targets_table():
         row("Good", "backprop", 100.0, (90.0, 110.0), 4.0, 1.0),
         row("Good", "pdm", 95.0, (80.0, 99.0), 2.0, 1.2),
         row("Good", "frozen", 20.0, (10.0, 30.0), 9.0, 1.0),
+        row("Good", "frozen-hnorm", 90.0, (70.0, 100.0), 9.0, 1.0),
         # Every target missed: backprop's std is 0, the IQM under the control's, time just over 1.5 x.
         row("Bad", "backprop", 500.0, (500.0, 500.0), 0.0, 1.0),
         row("Bad", "pdm", 100.0, (50.0, 150.0), 30.0, 1.502),
         row("Bad", "frozen", 200.0, (20.0, 500.0), 150.0, 1.0),
+        row("Bad", "frozen-hnorm", 30.0, (20.0, 40.0), 5.0, 1.0),
         # Negative returns, the control's CI overlapping.
         row("Neg", "backprop", -70.0, (-75.0, -67.0), 4.0, 1.0),
         row("Neg", "pdm", -85.0, (-150.0, -80.0), 40.0, 1.6),
@@ -91,6 +93,12 @@ def test_targets_table():
     lines = {line.split(" | ")[0][2:]: line for line in targets(rows).splitlines() if line.startswith("| ")}
     assert set(lines) == {"setting", "Good ppo 1,000", "Bad ppo 1,000", "Neg ppo 1,000", "Free ppo 1,000"}
     assert "met: 0.95 x | met: 80.0 > 30.0 | met: 0.50 x | met: 1.20 x |" in lines["Good ppo 1,000"]
+    # The stronger control, outside the targets: overlapping here, below PDM's interval on "Bad", absent elsewhere.
+    assert "frozen-hnorm control's |" in lines["setting"]
+    assert lines["Good ppo 1,000"].endswith("| not above: [80.0, 99.0] overlaps [70.0, 100.0] |")
+    assert lines["Bad ppo 1,000"].endswith("| above: 50.0 > 40.0 |")
+    assert lines["Neg ppo 1,000"].endswith("| no control run |")
+    assert targets(rows, stronger_control=None).splitlines()[0].count("|") == 7
     assert "missed: 0.20 x | missed: IQM below the control's (100.0 against 200.0)" in lines["Bad ppo 1,000"]
     assert "missed: backprop's std is 0, PDM's 30.0 | missed: 1.502 x |" in lines["Bad ppo 1,000"]
     assert (
