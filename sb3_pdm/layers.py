@@ -338,10 +338,11 @@ class PDMLinear(PDMLayer):
         return _activation_derivative(self.activation) is not None
 
     def _backward(self, x: th.Tensor, output: th.Tensor, grad: th.Tensor) -> None:
-        derivative = _activation_derivative(self.activation)
-        if derivative is None:
+        if not self.closed_form_backward:
             super()._backward(x, output, grad)
             return
+        derivative = _activation_derivative(self.activation)
+        assert derivative is not None
         # The linear map's gradients by hand: the local step's cost is mostly fixed per-op overhead on small batches,
         # and autograd's graph and engine are a good part of it.
         with th.no_grad():
