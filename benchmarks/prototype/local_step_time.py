@@ -5,8 +5,9 @@ What the hand-computed parameter gradients of dense PDM layers save (one torch t
    pass with the parameters' gradients computed by hand (the default for tanh) and through autograd on the layer's
    ``transform`` (the path of other activations, and of every layer before this option), on batches of 40 (CartPole
    A2C's rollout), 256 (CartPole PPO's minibatch, 128 of them form the pairs) and 1024 samples, inputs of 4 and 64.
-2. **One PPO ``train()`` call** on CartPole-v1 with the zoo's settings (a rollout of 256 steps, 20 epochs, the layers
-   step in the first 5): stock SB3 (backprop), PDM by hand, PDM through autograd.
+2. **One ``train()`` call** on CartPole-v1 with the zoo's settings, for PPO (a rollout of 256 steps, 20 epochs, the
+   layers step in the first 5) and A2C (a rollout of 40 steps, one pass): stock SB3 (backprop), PDM by hand, PDM
+   through autograd.
 
 The two variants alternate, 15 rounds of each; the table gives the minimum and the median over the rounds (the
 minimum is the least disturbed by other processes on a shared machine).
@@ -73,8 +74,8 @@ def layer_step(n_inputs: int, batch_size: int) -> Callable[[], None]:
     return run
 
 
-def ppo_train(method: str) -> Callable[[], None]:
-    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0))
+def train_call(algo: str, method: str) -> Callable[[], None]:
+    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", algo, method, 0))
     model.learn(4 * model.n_steps * model.n_envs, callback=CallbackList(callbacks))
 
     def run() -> None:
@@ -98,13 +99,13 @@ def main() -> None:
                 f"{batch_size:5d}  {n_inputs:6d}   {hand.min():7.0f} ({np.median(hand):5.0f})        "
                 f"{auto.min():7.0f} ({np.median(auto):5.0f})          {hand.min() / auto.min():.2f}"
             )
-    print()
-    print("# 2. One PPO train() call, CartPole-v1 zoo settings (rollout of 256 steps); milliseconds")
-    pdm, backprop = ppo_train("pdm"), ppo_train("backprop")
-    times = compare({"backprop": (backprop, False), "pdm, by hand": (pdm, False), "pdm, autograd": (pdm, True)}, n=3)
-    for name, values in times.items():
-        values_ms = np.array(values) * 1e3
-        print(f"{name:14s} min {values_ms.min():6.1f}  median {np.median(values_ms):6.1f}")
+    for algo, n_calls in (("ppo", 3), ("a2c", 100)):
+        print(f"\n# 2. One {algo.upper()} train() call, CartPole-v1 zoo settings; milliseconds")
+        pdm, backprop = train_call(algo, "pdm"), train_call(algo, "backprop")
+        variants = {"backprop": (backprop, False), "pdm, by hand": (pdm, False), "pdm, autograd": (pdm, True)}
+        for name, values in compare(variants, n=n_calls).items():
+            values_ms = np.array(values) * 1e3
+            print(f"{name:14s} min {values_ms.min():7.2f}  median {np.median(values_ms):7.2f}")
 
 
 if __name__ == "__main__":
