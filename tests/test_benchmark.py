@@ -155,6 +155,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-hnorm-linlr",
     "pdm-decor",
     "pdm-decor-0.1",
+    "pdm-hnorm-decor",
 )
 
 

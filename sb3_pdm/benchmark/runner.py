@@ -70,6 +70,8 @@ METHODS: dict[str, dict[str, Any]] = {
     # A local term that spreads each layer's output variance over its units (decorrelation_coef), plain heads.
     "pdm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}},
     "pdm-decor-0.1": {"pdm_kwargs": {"decorrelation_coef": 0.1}},
+    # Tenth round: both, decorrelated features read by standardised heads (can PDM's features beat frozen-hnorm's?).
+    "pdm-hnorm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}, "head_input_norm_rate": 0.01},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
