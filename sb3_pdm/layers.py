@@ -338,11 +338,10 @@ class PDMLinear(PDMLayer):
         return _activation_derivative(self.activation) is not None
 
     def _backward(self, x: th.Tensor, output: th.Tensor, grad: th.Tensor) -> None:
-        if not self.closed_form_backward:
+        derivative = _activation_derivative(self.activation) if self.closed_form_backward else None
+        if derivative is None:
             super()._backward(x, output, grad)
             return
-        derivative = _activation_derivative(self.activation)
-        assert derivative is not None
         # The linear map's gradients by hand: the local step's cost is mostly fixed per-op overhead on small batches,
         # and autograd's graph and engine are a good part of it.
         with th.no_grad():
