@@ -92,6 +92,12 @@ class PDMConfig:
         towards ``feature_scale**2`` times the identity (:func:`sb3_pdm.objective.decorrelation_loss_and_grad`), so
         that the variance is spread over the units instead of lying in a few directions. 0 (default) leaves the loss
         as it is; an experiment (``docs/benchmark.md``).
+    :param input_norm_rate: Measure the input distances of the target on the layer's input divided per feature by its
+        running standard deviation (a debiased moving average at this rate per local step, floored at
+        :data:`sb3_pdm.layers.INPUT_STD_FLOOR`), so that every input feature weighs the same in the geometry the
+        layer keeps, whatever its units: under a random policy, CartPole's raw observations put 98% of their squared
+        distances in the two velocities and 1% in the pole's angle. ``None`` (default): the raw input. Only the
+        target changes; the layer still reads its raw input. An experiment (``docs/benchmark.md``).
     """
 
     distance: str = "euclidean"
@@ -106,6 +112,7 @@ class PDMConfig:
     local_epochs: int | None = 5
     guidance_gate: bool = False
     decorrelation_coef: float = 0.0
+    input_norm_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -143,6 +150,15 @@ class PDMConfig:
             or not (self.decorrelation_coef >= 0 and math.isfinite(self.decorrelation_coef))
         ):
             raise ValueError(f"decorrelation_coef must be a finite number >= 0 (0: off), got {self.decorrelation_coef!r}")
+        if self.input_norm_rate is not None and (
+            isinstance(self.input_norm_rate, bool)
+            or not isinstance(self.input_norm_rate, (int, float))
+            or not 0 < self.input_norm_rate <= 1
+        ):
+            raise ValueError(
+                f"input_norm_rate must be a number in (0, 1] (rate of the input's running statistics) or None (raw "
+                f"input distances), got {self.input_norm_rate!r}"
+            )
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:

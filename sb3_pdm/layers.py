@@ -27,6 +27,9 @@ RUNNING_RATE = 0.01
 #: Weight of each local step in the moving average of the guidance spread (``guidance_gate=True``): slow, so that a
 #: spread that falls (a good policy's similar returns) keeps a low gate for about 1/GATE_RATE local steps.
 GATE_RATE = 0.001
+#: Smallest running std by which an input feature is divided (``input_norm_rate``): a near-constant feature is not
+#: blown up to the scale of the others.
+INPUT_STD_FLOOR = 0.01
 
 
 def _moving_average_step(
@@ -77,6 +80,10 @@ class PDMLayer(nn.Module):
         # guidance_gate: debiased moving average of the guidance spread, as (sum, weight); and the last gate applied.
         self._spread_average = [0.0, 0.0]
         self._gate = 1.0
+        # input_norm_rate: moving averages of the input's per-feature mean and mean square (rows), and their debiasing
+        # weight; created at the first local step, when the input's size is known.
+        self._input_moments: th.Tensor | None = None
+        self._input_weight = th.zeros(())
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -194,7 +201,8 @@ class PDMLayer(nn.Module):
         if self.config.guidance_gate:
             self._update_gate()
         with th.no_grad():
-            input_distances = pairwise_distances(x, self.config.distance)
+            metric_input = self._standardized_input(x) if self.config.input_norm_rate is not None else x
+            input_distances = pairwise_distances(metric_input, self.config.distance)
             guidance_distances = pairwise_distances(guidance, "euclidean") if guidance is not None else None
             means: list[th.Tensor | None] = [None, None]
             if self.config.normalization == "running":
@@ -254,6 +262,32 @@ class PDMLayer(nn.Module):
             means.append(self._distance_means[k] / self._distance_weights[k])
         return means
 
+    def _standardized_input(self, x: th.Tensor) -> th.Tensor:
+        """
+        ``input_norm_rate``: move the running per-feature moments of the layer's input and return the (flattened)
+        input divided per feature by its running std. A non-finite batch leaves the moments unchanged; tensor
+        arithmetic only, so no host sync on CUDA.
+        """
+        flat = x.flatten(start_dim=1)
+        batch = th.stack([flat.mean(dim=0), (flat * flat).mean(dim=0)])
+        if self._input_moments is None:
+            self._input_moments = th.zeros_like(batch)
+        self._input_moments = self._input_moments.to(batch.device)
+        self._input_weight = self._input_weight.to(batch.device)
+        new_moments, new_weight = _moving_average_step(
+            self._input_moments,
+            self._input_weight,
+            batch,
+            self.config.input_norm_rate,  # type: ignore[arg-type]
+        )
+        finite = th.isfinite(batch).all()
+        self._input_moments = th.where(finite, new_moments, self._input_moments)
+        self._input_weight = th.where(finite, new_weight, self._input_weight)
+        # 0 / 0 before any finite batch: a non-finite target, and the step is skipped.
+        mean, mean_square = self._input_moments / self._input_weight
+        std = (mean_square - mean * mean).clamp_min(0.0).sqrt().clamp_min(INPUT_STD_FLOOR)
+        return flat / std
+
     def _reset_diagnostics(self) -> None:
         self._loss_sum: th.Tensor | float = 0.0
         self._gate_sum = 0.0
@@ -283,8 +317,9 @@ class PDMLayer(nn.Module):
 
     def get_extra_state(self) -> dict:
         """
-        Local optimizer state, running distance means (``normalization="running"``) and the guidance spread's average
-        with the current gate (``guidance_gate``), stored in ``state_dict()`` so that ``model.save`` keeps them.
+        Local optimizer state, running distance means (``normalization="running"``), the guidance spread's average
+        with the current gate (``guidance_gate``) and the input's running moments (``input_norm_rate``), stored in
+        ``state_dict()`` so that ``model.save`` keeps them.
         """
         return {
             "optimizer": self.optimizer.state_dict(),
@@ -293,6 +328,8 @@ class PDMLayer(nn.Module):
             "spread_average": list(self._spread_average),
             "gate": self._gate,
             "lr": self._lr,
+            "input_moments": self._input_moments.clone() if self._input_moments is not None else None,
+            "input_weight": self._input_weight.clone(),
         }
 
     def set_extra_state(self, state: dict) -> None:
@@ -306,6 +343,11 @@ class PDMLayer(nn.Module):
             self._spread_average = list(state["spread_average"])
             self._gate = state["gate"]
             self._lr = state["lr"]
+        # Absent from the saves of versions before input_norm_rate.
+        if "input_moments" in state:
+            moments = state["input_moments"]
+            self._input_moments = moments.clone() if moments is not None else None
+            self._input_weight = state["input_weight"].clone()
 
 
 class PDMLinear(PDMLayer):

@@ -72,6 +72,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "pdm-decor-0.1": {"pdm_kwargs": {"decorrelation_coef": 0.1}},
     # Tenth round: both, decorrelated features read by standardised heads (can PDM's features beat frozen-hnorm's?).
     "pdm-hnorm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}, "head_input_norm_rate": 0.01},
+    # Eleventh round: input distances measured on the layer's input standardised per feature (input_norm_rate), so the
+    # target keeps every observation dimension, not mostly the largest-scale ones; alone, with standardised heads, and
+    # with both standardised heads and the decorrelation term.
+    "pdm-inorm": {"pdm_kwargs": {"input_norm_rate": 0.01}},
+    "pdm-hnorm-inorm": {"pdm_kwargs": {"input_norm_rate": 0.01}, "head_input_norm_rate": 0.01},
+    "pdm-hnorm-decor-inorm": {
+        "pdm_kwargs": {"input_norm_rate": 0.01, "decorrelation_coef": 1.0},
+        "head_input_norm_rate": 0.01,
+    },
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
