@@ -98,6 +98,13 @@ class PDMConfig:
         layer keeps, whatever its units: under a random policy, CartPole's raw observations put 98% of their squared
         distances in the two velocities and 1% in the pole's angle. ``None`` (default): the raw input. Only the
         target changes; the layer still reads its raw input. An experiment (``docs/benchmark.md``).
+    :param initial_feature_target: Measure the input distances of the target between the layer's *initial* features
+        of its input (its map with the parameters it had before its first local step, a fixed random-feature map)
+        instead of between the inputs themselves: kernel MDS with the random-feature kernel of the initial layer. A
+        map that keeps plain Euclidean input distances is affine; this target keeps the initial layer's non-linear
+        geometry instead, so without guidance the layer stays where the frozen control is, and the guidance distances
+        are what move it. With ``input_norm_rate`` the initial features are standardised. An experiment
+        (``docs/benchmark.md``).
     """
 
     distance: str = "euclidean"
@@ -113,6 +120,7 @@ class PDMConfig:
     guidance_gate: bool = False
     decorrelation_coef: float = 0.0
     input_norm_rate: float | None = None
+    initial_feature_target: bool = False
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -159,6 +167,9 @@ class PDMConfig:
                 f"input_norm_rate must be a number in (0, 1] (rate of the input's running statistics) or None (raw "
                 f"input distances), got {self.input_norm_rate!r}"
             )
+
+        if not isinstance(self.initial_feature_target, bool):
+            raise TypeError(f"initial_feature_target must be a bool, got {self.initial_feature_target!r}")
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 
 import torch as th
+import torch.nn.functional as F
 from torch import nn
 
 from sb3_pdm.config import PDMConfig, resolve_activation
@@ -84,6 +85,8 @@ class PDMLayer(nn.Module):
         # weight; created at the first local step, when the input's size is known.
         self._input_moments: th.Tensor | None = None
         self._input_weight = th.zeros(())
+        # initial_feature_target: the parameters before the first local step (after any initialisation by the policy).
+        self._initial_parameters: list[th.Tensor] | None = None
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -97,6 +100,20 @@ class PDMLayer(nn.Module):
 
     def transform(self, x: th.Tensor) -> th.Tensor:
         """The layer's map from input to output (with gradient to its own parameters)."""
+        raise NotImplementedError
+
+    def initial_transform(self, x: th.Tensor) -> th.Tensor:
+        """
+        The layer's map with the parameters it had before its first local step (``initial_feature_target``), which are
+        kept from then on; called without gradient.
+        """
+        if self._initial_parameters is None:
+            self._initial_parameters = [parameter.detach().clone() for parameter in self.parameters()]
+        self._initial_parameters = [parameter.to(x.device) for parameter in self._initial_parameters]
+        return self._transform_with(x, self._initial_parameters)
+
+    def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
+        """``transform`` with the given parameters (in the order of ``self.parameters()``) instead of the layer's."""
         raise NotImplementedError
 
     @property
@@ -201,7 +218,9 @@ class PDMLayer(nn.Module):
         if self.config.guidance_gate:
             self._update_gate()
         with th.no_grad():
-            metric_input = self._standardized_input(x) if self.config.input_norm_rate is not None else x
+            metric_input = self.initial_transform(x) if self.config.initial_feature_target else x
+            if self.config.input_norm_rate is not None:
+                metric_input = self._standardized_input(metric_input)
             input_distances = pairwise_distances(metric_input, self.config.distance)
             guidance_distances = pairwise_distances(guidance, "euclidean") if guidance is not None else None
             means: list[th.Tensor | None] = [None, None]
@@ -318,8 +337,8 @@ class PDMLayer(nn.Module):
     def get_extra_state(self) -> dict:
         """
         Local optimizer state, running distance means (``normalization="running"``), the guidance spread's average
-        with the current gate (``guidance_gate``) and the input's running moments (``input_norm_rate``), stored in
-        ``state_dict()`` so that ``model.save`` keeps them.
+        with the current gate (``guidance_gate``), the input's running moments (``input_norm_rate``) and the initial
+        parameters (``initial_feature_target``), stored in ``state_dict()`` so that ``model.save`` keeps them.
         """
         return {
             "optimizer": self.optimizer.state_dict(),
@@ -330,6 +349,7 @@ class PDMLayer(nn.Module):
             "lr": self._lr,
             "input_moments": self._input_moments.clone() if self._input_moments is not None else None,
             "input_weight": self._input_weight.clone(),
+            "initial_parameters": self._initial_parameters,
         }
 
     def set_extra_state(self, state: dict) -> None:
@@ -348,6 +368,10 @@ class PDMLayer(nn.Module):
             moments = state["input_moments"]
             self._input_moments = moments.clone() if moments is not None else None
             self._input_weight = state["input_weight"].clone()
+        # Absent from the saves of versions before initial_feature_target.
+        if "initial_parameters" in state:
+            initial = state["initial_parameters"]
+            self._initial_parameters = [parameter.clone() for parameter in initial] if initial is not None else None
 
 
 class PDMLinear(PDMLayer):
@@ -374,6 +398,10 @@ class PDMLinear(PDMLayer):
 
     def transform(self, x: th.Tensor) -> th.Tensor:
         return self.activation(self.linear(x))
+
+    def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
+        weight, bias = parameters
+        return self.activation(F.linear(x, weight, bias))
 
     @property
     def closed_form_backward(self) -> bool:
@@ -425,6 +453,10 @@ class PDMConv2d(PDMLayer):
 
     def transform(self, x: th.Tensor) -> th.Tensor:
         return self.activation(self.conv(x))
+
+    def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
+        weight, bias = parameters
+        return self.activation(self.conv._conv_forward(x, weight, bias))
 
 
 def _activation_derivative(activation: nn.Module) -> Callable[[th.Tensor, th.Tensor], th.Tensor] | None:

@@ -147,6 +147,10 @@ def test_extra_state_restores_local_optimizer():
         (dict(decorrelation_coef=-0.1), "decorrelation_coef"),
         (dict(decorrelation_coef=float("inf")), "decorrelation_coef"),
         (dict(decorrelation_coef="1"), "decorrelation_coef"),
+        (dict(input_norm_rate=0.0), "input_norm_rate"),
+        (dict(input_norm_rate=1.5), "input_norm_rate"),
+        (dict(input_norm_rate=True), "input_norm_rate"),
+        (dict(input_norm_rate="0.01"), "input_norm_rate"),
     ],
 )
 def test_bad_config_raises_naming_the_parameter(kwargs, match):
@@ -257,3 +261,46 @@ def test_decorrelation_spreads_the_output_variance_over_the_units():
 
     plain, spread = top_share(0.0), top_share(1.0)
     assert spread < plain - 0.1, (plain, spread)
+
+
+def test_input_norm_rate_weighs_every_input_feature_the_same_in_the_target():
+    """An input feature 100 times smaller than the others: raw, it is lost in the input distances; standardised, not."""
+    scales = th.tensor([1.0, 1.0, 0.01, 1.0])
+    layer = PDMLinear(4, 16, config=PDMConfig(input_norm_rate=0.05, guidance_coef=0.0))
+    for seed in range(200):
+        layer(make_batch(dim=4, seed=seed) * scales)
+    batch = make_batch(dim=4, seed=1000) * scales
+    standardized = layer._standardized_input(batch)
+    assert standardized.std(dim=0) == pytest.approx(th.ones(4), rel=0.25)
+    # Pairs that differ in the small feature only: 1 / 100 of the others' distance raw, about the same standardised.
+    pair = th.zeros(2, 4)
+    pair[1, 2] = 0.01
+    assert pairwise_distances(layer._standardized_input(pair), "euclidean")[0, 1] == pytest.approx(1.0, rel=0.25)
+    # The moments travel with the state dict (model.save); older saves without them load and start afresh.
+    clone = PDMLinear(4, 16, config=PDMConfig(input_norm_rate=0.05, guidance_coef=0.0))
+    clone.load_state_dict(layer.state_dict())
+    assert th.equal(clone._input_moments, layer._input_moments) and th.equal(clone._input_weight, layer._input_weight)
+    state = layer.state_dict()
+    state["_extra_state"] = {"optimizer": state["_extra_state"]["optimizer"]}
+    fresh = PDMLinear(4, 16, config=PDMConfig(input_norm_rate=0.05, guidance_coef=0.0))
+    fresh.load_state_dict(state)
+    assert fresh._input_moments is None
+
+
+def test_input_norm_rate_changes_the_step_and_a_bad_batch_leaves_the_moments_unchanged():
+    steps = []
+    for rate in (None, 0.01):
+        th.manual_seed(0)
+        layer = PDMLinear(4, 16, config=PDMConfig(input_norm_rate=rate, guidance_coef=0.0))
+        layer(make_batch(dim=4) * th.tensor([1.0, 1.0, 0.01, 1.0]))
+        steps.append(params_of(layer))
+    assert not th.equal(steps[0][0], steps[1][0])
+    moments, weight = layer._input_moments.clone(), layer._input_weight.clone()
+    bad = make_batch(dim=4, seed=1)
+    bad[0, 0] = float("nan")
+    before = params_of(layer)
+    layer(bad)
+    assert th.equal(layer._input_moments, moments) and th.equal(layer._input_weight, weight)
+    assert all(th.equal(a, b) for a, b in zip(before, params_of(layer)))
+    layer(make_batch(dim=4, seed=2))
+    assert not th.equal(layer._input_moments, moments)

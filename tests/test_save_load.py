@@ -40,7 +40,15 @@ def test_save_load_restores_everything(tmp_path, algo):
             assert th.equal(th.as_tensor(original[key]["step"]), th.as_tensor(restored[key]["step"]))
 
 
-@pytest.mark.parametrize("algo, pdm_kwargs", [(PPO, {}), (A2C, {}), (PPO, dict(guidance_gate=True))])
+@pytest.mark.parametrize(
+    "algo, pdm_kwargs",
+    [
+        (PPO, {}),
+        (A2C, {}),
+        (PPO, dict(guidance_gate=True)),
+        (PPO, dict(input_norm_rate=0.01, initial_feature_target=True)),
+    ],
+)
 def test_resumed_training_matches_uninterrupted_training(tmp_path, algo, pdm_kwargs):
     policy_kwargs = dict(net_arch=[16, 16], pdm_kwargs=pdm_kwargs)
     model = algo(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=policy_kwargs, **KWARGS[algo])

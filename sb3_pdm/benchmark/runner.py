@@ -81,6 +81,10 @@ METHODS: dict[str, dict[str, Any]] = {
         "pdm_kwargs": {"input_norm_rate": 0.01, "decorrelation_coef": 1.0},
         "head_input_norm_rate": 0.01,
     },
+    # Input distances between the layer's initial (random) features of its input, not the inputs (initial_feature_target):
+    # the target keeps the frozen control's non-linear geometry, and guidance is what moves the layers.
+    "pdm-init": {"pdm_kwargs": {"initial_feature_target": True}},
+    "pdm-hnorm-init": {"pdm_kwargs": {"initial_feature_target": True}, "head_input_norm_rate": 0.01},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
