@@ -1,5 +1,6 @@
 import pytest
 import torch as th
+from torch import nn
 
 from sb3_pdm import PDMConfig, PDMConv2d, PDMLinear
 from sb3_pdm.objective import pairwise_distances
@@ -304,3 +305,28 @@ def test_input_norm_rate_changes_the_step_and_a_bad_batch_leaves_the_moments_unc
     assert all(th.equal(a, b) for a, b in zip(before, params_of(layer)))
     layer(make_batch(dim=4, seed=2))
     assert not th.equal(layer._input_moments, moments)
+
+
+def test_initial_feature_target_keeps_the_initial_layers_geometry_without_guidance():
+    """Raw input distances pull a tanh layer towards an affine map of its input; the initial-feature target does not."""
+    inputs = make_batch(n=128, dim=4) * 2.0
+
+    def distance_correlation(initial_feature_target: bool) -> float:
+        th.manual_seed(0)
+        layer = PDMLinear(
+            4, 32, config=PDMConfig(initial_feature_target=initial_feature_target, guidance_coef=0.0, local_lr=1e-2)
+        )
+        with th.no_grad():  # as a policy's own initialisation would, after the layer is built
+            nn.init.orthogonal_(layer.linear.weight)
+        layer.train()
+        with th.no_grad():
+            initial = pairwise_distances(layer.transform(inputs), "euclidean")
+        for _ in range(300):
+            layer(inputs)
+        with th.no_grad():
+            final = pairwise_distances(layer.transform(inputs), "euclidean")
+        pairs = ~th.eye(len(inputs), dtype=th.bool)
+        return float(th.corrcoef(th.stack([initial[pairs], final[pairs]]))[0, 1])
+
+    kept, raw = distance_correlation(True), distance_correlation(False)
+    assert kept > 0.99 and raw < kept - 0.02, (kept, raw)
