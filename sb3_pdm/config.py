@@ -102,9 +102,9 @@ class PDMConfig:
         of its input (its map with the parameters it had before its first local step, a fixed random-feature map)
         instead of between the inputs themselves: kernel MDS with the random-feature kernel of the initial layer. A
         map that keeps plain Euclidean input distances is affine; this target keeps the initial layer's non-linear
-        geometry instead, so without guidance the layer stays where the frozen control is, and the guidance distances
-        are what move it. With ``input_norm_rate`` the initial features are standardised. An experiment
-        (``docs/benchmark.md``).
+        geometry instead, so without guidance the layer stays near the frozen control (up to the feature scale the
+        target anchors), and the guidance distances are what move it. With ``input_norm_rate`` the initial features
+        are standardised. An experiment (``docs/benchmark.md``).
     """
 
     distance: str = "euclidean"
