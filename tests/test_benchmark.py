@@ -40,13 +40,22 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     assert os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json") == mtime
 
 
-def test_frozen_control_does_not_learn_locally():
-    model, _, callbacks, budget = make_model(RunSpec("CartPole-v1", "ppo", "frozen", 0, budget=128))
+def _trunk_params(model, trunk):
+    return [p.detach().clone() for layer in pdm_layers(getattr(model.policy.mlp_extractor, trunk)) for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("method, frozen_trunks", [("frozen", 2), ("pdm-hnorm-frozen-actor", 1)])
+def test_frozen_control_does_not_learn_locally(method, frozen_trunks):
+    model, _, callbacks, budget = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
     assert budget == 128 and callbacks
-    before = [p.detach().clone() for layer in pdm_layers(model.policy) for p in layer.parameters()]
+    before = {trunk: _trunk_params(model, trunk) for trunk in ("policy_net", "value_net")}
     model.learn(256, callback=callbacks)
-    after = [p.detach() for layer in pdm_layers(model.policy) for p in layer.parameters()]
-    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(before, after))
+    fixed = {
+        trunk: all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(params, _trunk_params(model, trunk)))
+        for trunk, params in before.items()
+    }
+    # The full control freezes both trunks; "frozen-actor" methods the actor's only, and the critic's learns.
+    assert fixed == {"policy_net": True, "value_net": frozen_trunks == 2}
 
 
 def test_summary_of_curves():

@@ -85,6 +85,14 @@ METHODS: dict[str, dict[str, Any]] = {
     # the target keeps the frozen control's non-linear geometry, and guidance is what moves the layers.
     "pdm-init": {"pdm_kwargs": {"initial_feature_target": True}},
     "pdm-hnorm-init": {"pdm_kwargs": {"initial_feature_target": True}, "head_input_norm_rate": 0.01},
+    # The actor trunk frozen at initialisation, the critic trunk learning locally: an actor trunk's local steps change
+    # the policy outside PPO's clipped update. Against frozen-hnorm, only the critic trunk differs.
+    "pdm-hnorm-frozen-actor": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "frozen": "actor"},
+    "pdm-hnorm-decor-frozen-actor": {
+        "pdm_kwargs": {"decorrelation_coef": 1.0},
+        "head_input_norm_rate": 0.01,
+        "frozen": "actor",
+    },
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
@@ -169,7 +177,9 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
         callbacks.append(PDMCallback())
     model = ALGOS[spec.algo](policy, env, seed=spec.seed, device="cpu", **kwargs)
     if method.get("frozen"):
-        for layer in pdm_layers(model.policy):
+        # True: every hidden layer; "actor": the actor trunk's only (separate trunks).
+        frozen_part = model.policy.mlp_extractor.policy_net if method["frozen"] == "actor" else model.policy
+        for layer in pdm_layers(frozen_part):
             layer.local_learning = False
     return model, eval_env, callbacks, budget
 
