@@ -105,6 +105,10 @@ class PDMConfig:
         geometry instead, so without guidance the layer stays near the frozen control (up to the feature scale the
         target anchors), and the guidance distances are what move it. With ``input_norm_rate`` the initial features
         are standardised. An experiment (``docs/benchmark.md``).
+    :param local_learning: ``False`` keeps the layers at their initial (random) parameters: the frozen-random-features
+        control with ``pdm_kwargs``, or, with ``actor_pdm_kwargs=dict(local_learning=False)``, a fixed random actor
+        trunk beside a locally learning critic trunk. The actor trunk's local steps change the policy outside PPO's
+        clipped update (``docs/benchmark.md``, eleventh round).
     """
 
     distance: str = "euclidean"
@@ -121,6 +125,7 @@ class PDMConfig:
     decorrelation_coef: float = 0.0
     input_norm_rate: float | None = None
     initial_feature_target: bool = False
+    local_learning: bool = True
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -170,6 +175,8 @@ class PDMConfig:
 
         if not isinstance(self.initial_feature_target, bool):
             raise TypeError(f"initial_feature_target must be a bool, got {self.initial_feature_target!r}")
+        if not isinstance(self.local_learning, bool):
+            raise TypeError(f"local_learning must be a bool got {self.local_learning!r}")
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:

@@ -69,7 +69,8 @@ class PDMLayer(nn.Module):
         super().__init__()
         self.config = config if config is not None else PDMConfig()
         self.target_scale = natural_target_scale(self.config.distance, self.config.feature_scale, out_features)
-        self.local_learning = True
+        # Switched off for the frozen control (config.local_learning) and, per pass, beyond local_epochs.
+        self.local_learning = self.config.local_learning
         self._guidance: th.Tensor | None = None
         self._guidance_spread: th.Tensor | None = None
         # A scheduled local rate needs someone (PDMCallback) to call set_progress; warned once if nobody does.

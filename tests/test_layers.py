@@ -152,6 +152,8 @@ def test_extra_state_restores_local_optimizer():
         (dict(input_norm_rate=1.5), "input_norm_rate"),
         (dict(input_norm_rate=True), "input_norm_rate"),
         (dict(input_norm_rate="0.01"), "input_norm_rate"),
+        (dict(initial_feature_target=1), "initial_feature_target"),
+        (dict(local_learning="no"), "local_learning"),
     ],
 )
 def test_bad_config_raises_naming_the_parameter(kwargs, match):

@@ -174,6 +174,32 @@ def test_actor_pdm_kwargs_override_the_actor_trunk_only(tmp_path):
     assert loaded.policy.mlp_extractor.policy_net[0].config.local_lr == 1e-5
 
 
+def test_local_learning_false_fixes_the_actor_trunk_only(tmp_path):
+    model = PPO(
+        PDMPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=2,
+        policy_kwargs=dict(net_arch=[8, 8], actor_pdm_kwargs=dict(local_learning=False)),
+        rollout_buffer_class=PDMRolloutBuffer,
+        seed=0,
+        device="cpu",
+    )
+    trunk = model.policy.mlp_extractor
+    before = {name: [p.detach().clone() for p in getattr(trunk, name).parameters()] for name in ("policy_net", "value_net")}
+    model.learn(64)
+    moved = {
+        name: any(not th.equal(a, b) for a, b in zip(params, getattr(trunk, name).parameters()))
+        for name, params in before.items()
+    }
+    assert moved == {"policy_net": False, "value_net": True}
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert [layer.local_learning for layer in loaded.policy.mlp_extractor.policy_net] == [False, False]
+    assert [layer.local_learning for layer in loaded.policy.mlp_extractor.value_net] == [True, True]
+
+
 def _linear_local_lr_ppo(**kwargs):
     """A small PPO on CartPole whose PDM layers' rate decays linearly from 1e-3 ("lin_1e-3")."""
     return PPO(

@@ -87,11 +87,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "pdm-hnorm-init": {"pdm_kwargs": {"initial_feature_target": True}, "head_input_norm_rate": 0.01},
     # The actor trunk frozen at initialisation, the critic trunk learning locally: an actor trunk's local steps change
     # the policy outside PPO's clipped update. Against frozen-hnorm, only the critic trunk differs.
-    "pdm-hnorm-frozen-actor": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "frozen": "actor"},
+    "pdm-hnorm-frozen-actor": {
+        "pdm_kwargs": {},
+        "head_input_norm_rate": 0.01,
+        "actor_pdm_kwargs": {"local_learning": False},
+    },
     "pdm-hnorm-decor-frozen-actor": {
         "pdm_kwargs": {"decorrelation_coef": 1.0},
         "head_input_norm_rate": 0.01,
-        "frozen": "actor",
+        "actor_pdm_kwargs": {"local_learning": False},
     },
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
@@ -177,9 +181,7 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
         callbacks.append(PDMCallback())
     model = ALGOS[spec.algo](policy, env, seed=spec.seed, device="cpu", **kwargs)
     if method.get("frozen"):
-        # True: every hidden layer; "actor": the actor trunk's only (separate trunks).
-        frozen_part = model.policy.mlp_extractor.policy_net if method["frozen"] == "actor" else model.policy
-        for layer in pdm_layers(frozen_part):
+        for layer in pdm_layers(model.policy):
             layer.local_learning = False
     return model, eval_env, callbacks, budget
 
