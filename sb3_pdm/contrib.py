@@ -81,7 +81,8 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
         ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
     :param head_input_norm_rate: If set, the action and value heads read their features standardised per unit by
         running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
-        minibatch. ``None`` (default): the heads read the features as they are.
+        minibatch; ``dict(vf=0.01)`` (or ``dict(pi=...)``) standardises one head's features only. ``None`` (default):
+        the heads read the features as they are.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

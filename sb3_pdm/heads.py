@@ -99,7 +99,36 @@ class NormalizedValueHead(_RunningMoments):
 def check_head_input_norm_rate(rate: float) -> None:
     """Raise a ``ValueError`` naming ``head_input_norm_rate`` unless ``0 < rate <= 1``."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-        raise ValueError(f"head_input_norm_rate must be a number in (0, 1] (or None for raw features), got {rate!r}")
+        raise ValueError(
+            f"head_input_norm_rate must be a number in (0, 1], a dict of such numbers with keys 'pi' and/or 'vf', or "
+            f"None for raw features, got {rate!r}"
+        )
+
+
+#: Keys of a per-head ``head_input_norm_rate``, as in SB3's ``net_arch=dict(pi=..., vf=...)``.
+HEAD_KEYS = ("pi", "vf")
+
+
+def head_input_norm_rates(rate: float | dict[str, float] | None) -> dict[str, float]:
+    """
+    The rate of each head that reads standardised features, from a policy's ``head_input_norm_rate``: one number for
+    both heads, a dict with keys ``"pi"`` (action head) and/or ``"vf"`` (value head) for some of them, or ``None`` for
+    neither. Raises a ``ValueError`` naming ``head_input_norm_rate`` for anything else.
+    """
+    if rate is None:
+        return {}
+    if isinstance(rate, dict):
+        unknown = sorted(set(rate) - set(HEAD_KEYS), key=str)
+        if unknown or not rate:
+            raise ValueError(
+                f"head_input_norm_rate as a dict needs keys among {list(HEAD_KEYS)} ('pi': action head, 'vf': value "
+                f"head), got {rate!r}"
+            )
+        for value in rate.values():
+            check_head_input_norm_rate(value)
+        return {key: float(rate[key]) for key in HEAD_KEYS if key in rate}
+    check_head_input_norm_rate(rate)
+    return {key: float(rate) for key in HEAD_KEYS}
 
 
 class InputNormalizedHead(_RunningMoments):

@@ -23,8 +23,8 @@ from sb3_pdm.guidance import GuidanceSignals, read_signals
 from sb3_pdm.heads import (
     InputNormalizedHead,
     NormalizedValueHead,
-    check_head_input_norm_rate,
     check_value_norm_rate,
+    head_input_norm_rates,
     normalized_value_head,
 )
 from sb3_pdm.layers import PDMLayer, pdm_layers
@@ -84,7 +84,7 @@ class PDMActorCriticMixin:
         skip_to_heads: bool = False,
         value_norm_rate: float | None = 0.01,
         actor_pdm_kwargs: dict[str, Any] | None = None,
-        head_input_norm_rate: float | None = None,
+        head_input_norm_rate: float | dict[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
@@ -99,8 +99,7 @@ class PDMActorCriticMixin:
         if value_norm_rate is not None:
             check_value_norm_rate(value_norm_rate)
         self.value_norm_rate = value_norm_rate
-        if head_input_norm_rate is not None:
-            check_head_input_norm_rate(head_input_norm_rate)
+        self._head_input_norm_rates = head_input_norm_rates(head_input_norm_rate)
         self.head_input_norm_rate = head_input_norm_rate
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
@@ -155,10 +154,13 @@ class PDMActorCriticMixin:
         if self.value_norm_rate is not None:
             # Wraps the initialised linear head: same parameters, outputs in the units of the returns' statistics.
             self.value_net = NormalizedValueHead(self.value_net, self.value_norm_rate)
-        if self.head_input_norm_rate is not None:
-            # Both heads read their features standardised by running statistics; same parameters, same outputs.
-            self.action_net = InputNormalizedHead(self.action_net, self.head_input_norm_rate)
-            self.value_net = InputNormalizedHead(self.value_net, self.head_input_norm_rate)
+        # The heads read their features standardised by running statistics (both, or the one named); same parameters,
+        # same outputs.
+        rates = self._head_input_norm_rates
+        if "pi" in rates:
+            self.action_net = InputNormalizedHead(self.action_net, rates["pi"])
+        if "vf" in rates:
+            self.value_net = InputNormalizedHead(self.value_net, rates["vf"])
         # The algorithm's optimizer holds the head parameters only: PDM layers have their own local optimizers.
         self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
             self.head_parameters(),
@@ -357,7 +359,8 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
     :param head_input_norm_rate: If set, the action and value heads read their features standardised per unit by
         running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
-        minibatch. ``None`` (default): the heads read the features as they are.
+        minibatch; ``dict(vf=0.01)`` (or ``dict(pi=...)``) standardises one head's features only, as ``net_arch``
+        names the trunks. ``None`` (default): the heads read the features as they are.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

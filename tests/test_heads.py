@@ -142,7 +142,7 @@ def test_input_normalized_head_floors_the_std_and_skips_non_finite_batches():
     assert wrapped.n_updates == 1 and all(th.isfinite(p).all() for p in wrapped.parameters())
 
 
-@pytest.mark.parametrize("rate", [0, -0.1, 1.5, True, "fast"])
+@pytest.mark.parametrize("rate", [0, -0.1, 1.5, True, "fast", {}, {"vf": 0}, {"value": 0.01}, {"pi": 0.01, "qf": 0.1}])
 def test_bad_head_input_norm_rate_raises_naming_the_parameter(rate):
     with pytest.raises(ValueError, match="head_input_norm_rate"):
         PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_input_norm_rate=rate), device="cpu")
@@ -172,3 +172,22 @@ def test_head_input_statistics_move_in_training_only_and_are_saved(tmp_path):
     with th.no_grad():
         assert th.equal(loaded.policy.get_distribution(obs).distribution.probs, actions)
         assert th.equal(loaded.policy.predict_values(obs), values)
+
+
+@pytest.mark.parametrize("key", ["pi", "vf"])
+def test_head_input_norm_rate_per_head_standardizes_that_head_only_and_is_saved(tmp_path, key):
+    model = _ppo(dict(head_input_norm_rate={key: 0.05}), rollout_buffer_class=PDMRolloutBuffer)
+    normalized, plain = (
+        (model.policy.action_net, model.policy.value_net) if key == "pi" else (model.policy.value_net, model.policy.action_net)
+    )
+    assert isinstance(normalized, InputNormalizedHead) and not isinstance(plain, InputNormalizedHead)
+    # The value head keeps its return statistics either way.
+    critic = model.policy.value_net.head if key == "vf" else model.policy.value_net
+    assert isinstance(critic, NormalizedValueHead)
+    model.learn(128)
+    assert normalized.n_updates == 2 * 3 * 2 and (normalized.std != 1).all()
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.head_input_norm_rate == {key: 0.05}
+    loaded_head = loaded.policy.action_net if key == "pi" else loaded.policy.value_net
+    assert isinstance(loaded_head, InputNormalizedHead) and th.equal(loaded_head.std, normalized.std)

@@ -97,6 +97,10 @@ METHODS: dict[str, dict[str, Any]] = {
         "head_input_norm_rate": 0.01,
         "actor_pdm_kwargs": {"local_learning": False},
     },
+    # Twelfth round: only the value head reads standardised features (its trunk learning with the decorrelation term),
+    # the action head reads the actor trunk's as they are; the actor trunk learns too. And its control.
+    "pdm-vnorm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}, "head_input_norm_rate": {"vf": 0.01}},
+    "frozen-vnorm": {"pdm_kwargs": {}, "head_input_norm_rate": {"vf": 0.01}, "frozen": True},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
