@@ -165,6 +165,15 @@ LOCAL_EPOCHS_5 = (
     "pdm-decor",
     "pdm-decor-0.1",
     "pdm-hnorm-decor",
+    "pdm-inorm",
+    "pdm-hnorm-inorm",
+    "pdm-hnorm-decor-inorm",
+    "pdm-init",
+    "pdm-hnorm-init",
+    "pdm-hnorm-frozen-actor",
+    "pdm-hnorm-decor-frozen-actor",
+    "pdm-vnorm-decor",
+    "frozen-vnorm",
 )
 
 
