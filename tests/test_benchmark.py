@@ -11,7 +11,16 @@ import pytest
 
 from sb3_pdm import InputNormalizedHead, NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
-from sb3_pdm.benchmark.report import README_END, README_START, iqm_with_ci, markdown, summarize, targets
+from sb3_pdm.benchmark.report import (
+    MAX_PLOTTED_METHODS,
+    README_END,
+    README_START,
+    iqm_with_ci,
+    markdown,
+    plotted_methods,
+    summarize,
+    targets,
+)
 from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model, run
 from sb3_pdm.layers import pdm_layers
 
@@ -38,6 +47,13 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     main(args)
     assert "6 already done, 0 to go" in capsys.readouterr().out
     assert os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json") == mtime
+
+
+def test_crowded_plots_keep_the_reference_methods():
+    few = ["pdm-x", "backprop", "pdm"]
+    assert plotted_methods(few) == sorted(few)
+    crowded = ["frozen", "pdm", "backprop", "frozen-hnorm"] + [f"pdm-variant-{k}" for k in range(MAX_PLOTTED_METHODS)]
+    assert plotted_methods(crowded) == ["backprop", "pdm", "frozen", "frozen-hnorm"]
 
 
 def _trunk_params(model, trunk):

@@ -183,8 +183,25 @@ def targets(
     return "\n".join(lines) + "\n"
 
 
+#: A setting with more methods than this is plotted with :data:`PLOTTED_METHODS` only (the tables keep every method).
+MAX_PLOTTED_METHODS = 6
+#: The methods kept in a crowded plot: stock SB3, PDM's defaults and their control, the defaults before the current
+#: ones and their control, and the control whose heads read standardised random features.
+PLOTTED_METHODS = ("backprop", "pdm", "frozen", "pdm-v2", "frozen-v2", "frozen-hnorm")
+
+
+def plotted_methods(methods: list[str]) -> list[str]:
+    """The methods of one setting that its plot shows: all of them, or those of :data:`PLOTTED_METHODS` when crowded."""
+    if len(methods) <= MAX_PLOTTED_METHODS:
+        return sorted(methods)
+    return [method for method in PLOTTED_METHODS if method in methods]
+
+
 def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
-    """One PNG per env x algo: mean evaluation return over timesteps per method, with a 95% band over seeds."""
+    """
+    One PNG per env x algo: mean evaluation return over timesteps per method, with a 95% band over seeds. A setting
+    with more than :data:`MAX_PLOTTED_METHODS` methods shows those of :data:`PLOTTED_METHODS` only.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,8 +213,10 @@ def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
         groups[(spec["env"], spec["algo"])][spec["method"]].append(record["curve"])
     paths = []
     for (env, algo), methods in sorted(groups.items()):
+        shown = plotted_methods(list(methods))
         fig, ax = plt.subplots(figsize=(6, 4))
-        for method, curves in sorted(methods.items()):
+        for method in shown:
+            curves = methods[method]
             length = min(len(c) for c in curves)
             steps = np.array([row["timesteps"] for row in curves[0][:length]])
             values = np.array([[row["mean"] for row in c[:length]] for c in curves])
@@ -205,8 +224,11 @@ def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
             half = 1.96 * values.std(axis=0) / np.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
             ax.plot(steps, mean, label=f"{method} ({len(curves)} seeds)")
             ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
-        ax.set(title=f"{algo.upper()} on {env}", xlabel="timesteps", ylabel="evaluation return")
-        ax.legend()
+        title = f"{algo.upper()} on {env}"
+        if len(shown) < len(methods):
+            title += f" ({len(shown)} of {len(methods)} methods)"
+        ax.set(title=title, xlabel="timesteps", ylabel="evaluation return")
+        ax.legend(fontsize="small")
         fig.tight_layout()
         path = os.path.join(out_dir, f"curves_{env}_{algo}.png")
         fig.savefig(path, dpi=100)
