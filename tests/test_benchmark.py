@@ -190,6 +190,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-hnorm-decor-frozen-actor",
     "pdm-vnorm-decor",
     "frozen-vnorm",
+    "pdm-vnorm",
 )
 
 

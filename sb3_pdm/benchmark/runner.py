@@ -101,6 +101,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # the action head reads the actor trunk's as they are; the actor trunk learns too. And its control.
     "pdm-vnorm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}, "head_input_norm_rate": {"vf": 0.01}},
     "frozen-vnorm": {"pdm_kwargs": {}, "head_input_norm_rate": {"vf": 0.01}, "frozen": True},
+    # The same without the decorrelation term: A2C's 40-sample updates on 64 units are where the term pulls the samples
+    # towards equal distances (docs/method.md).
+    "pdm-vnorm": {"pdm_kwargs": {}, "head_input_norm_rate": {"vf": 0.01}},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
