@@ -185,9 +185,9 @@ def targets(
 
 #: A setting with more methods than this is plotted with :data:`PLOTTED_METHODS` only (the tables keep every method).
 MAX_PLOTTED_METHODS = 6
-#: The methods kept in a crowded plot: stock SB3, PDM's defaults and their control, the defaults before the current
-#: ones and their control, and the control whose heads read standardised random features.
-PLOTTED_METHODS = ("backprop", "pdm", "frozen", "pdm-v2", "frozen-v2", "frozen-hnorm")
+#: The methods kept in a crowded plot: stock SB3, PDM's defaults, their control, and the control whose heads read
+#: standardised random features.
+PLOTTED_METHODS = ("backprop", "pdm", "frozen", "frozen-hnorm")
 
 
 def plotted_methods(methods: list[str]) -> list[str]:
