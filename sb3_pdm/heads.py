@@ -118,8 +118,7 @@ def head_input_norm_rates(rate: float | dict[str, float] | None) -> dict[str, fl
     if rate is None:
         return {}
     if isinstance(rate, dict):
-        unknown = sorted(set(rate) - set(HEAD_KEYS), key=str)
-        if unknown or not rate:
+        if not rate or not set(rate) <= set(HEAD_KEYS):
             raise ValueError(
                 f"head_input_norm_rate as a dict needs keys among {list(HEAD_KEYS)} ('pi': action head, 'vf': value "
                 f"head), got {rate!r}"
