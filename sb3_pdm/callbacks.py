@@ -26,17 +26,23 @@ def layer_names(policy: nn.Module) -> dict[str, str]:
     return names
 
 
-def record_diagnostics(policy: nn.Module, logger: Logger) -> None:
+def named_layers(policy: nn.Module) -> list[tuple[str, PDMLayer]]:
+    """The PDM layers of ``policy`` with their short logger names (:func:`layer_names`), in registration order."""
+    modules = dict(policy.named_modules())
+    return [(name, modules[path]) for path, name in layer_names(policy).items()]  # type: ignore[misc]
+
+
+def record_diagnostics(policy: nn.Module, logger: Logger, layers: list[tuple[str, PDMLayer]] | None = None) -> None:
     """
     Record each PDM layer's local loss, feature scale and skipped steps since the last call under ``pdm/``, and the
     return statistics of a normalised value head (``pdm/value_mean``, ``pdm/value_std``).
 
     :param policy: A policy (or any module) holding PDM layers.
     :param logger: SB3 logger.
+    :param layers: ``named_layers(policy)``, if the caller keeps it (found again otherwise).
     """
-    modules = dict(policy.named_modules())
-    for path, name in layer_names(policy).items():
-        stats = modules[path].pop_diagnostics()  # type: ignore[operator]
+    for name, layer in named_layers(policy) if layers is None else layers:
+        stats = layer.pop_diagnostics()
         if stats["updates"] == 0 and stats["skipped"] == 0:
             continue
         logger.record(f"pdm/{name}/loss", stats["loss"])
@@ -74,15 +80,17 @@ class PDMCallback(BaseCallback):
         if not pdm_layers(self.model.policy):
             raise ValueError(f"PDMCallback needs a policy with PDM layers, got {type(self.model.policy).__name__}")
         enable_guidance(self.model.rollout_buffer)
+        # A policy's layers are fixed once it is built: found once, not at every rollout (A2C's are a few steps long).
+        self._layers = named_layers(self.model.policy)
 
     def _on_rollout_start(self) -> None:
-        for layer in pdm_layers(self.model.policy):
+        for _, layer in self._layers:
             layer.set_progress(self.model._current_progress_remaining)
 
     def _on_rollout_end(self) -> None:
         # SB3 dumps its logs after collecting a rollout and before train(): the stats of the previous train()
         # appear next to its train/ metrics.
-        record_diagnostics(self.model.policy, self.logger)
+        record_diagnostics(self.model.policy, self.logger, self._layers)
 
     def _on_step(self) -> bool:
         return True

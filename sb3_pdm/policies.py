@@ -224,11 +224,11 @@ class PDMActorCriticMixin:
         PDM layer the guidance signal of its role, and hold the layers fixed in the passes over the rollout beyond
         ``local_epochs``.
         """
-        actor_layers, critic_layers, shared_layers = self._guidance_roles
-        layers = actor_layers + critic_layers + shared_layers
         if not (self.training and th.is_grad_enabled()):
             yield
             return
+        actor_layers, critic_layers, shared_layers = self._guidance_roles
+        layers = actor_layers + critic_layers + shared_layers
         signals = read_signals(obs)
         value_head = normalized_value_head(self.value_net)
         guided = [layer for layer in layers if layer.config.guidance_coef > 0]
