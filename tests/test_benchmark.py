@@ -191,6 +191,8 @@ LOCAL_EPOCHS_5 = (
     "pdm-vnorm-decor",
     "frozen-vnorm",
     "pdm-vnorm",
+    "pdm-w256-hnorm",
+    "frozen-w256-hnorm",
 )
 
 

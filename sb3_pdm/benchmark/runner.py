@@ -104,6 +104,10 @@ METHODS: dict[str, dict[str, Any]] = {
     # The same without the decorrelation term: A2C's 40-sample updates on 64 units are where the term pulls the samples
     # towards equal distances (docs/method.md).
     "pdm-vnorm": {"pdm_kwargs": {}, "head_input_norm_rate": {"vf": 0.01}},
+    # Thirteenth round: 256-256 trunks (the source's layers map into a higher-dimensional space) read by standardised
+    # heads, and its control.
+    "pdm-w256-hnorm": {"pdm_kwargs": {}, "net_arch": [256, 256], "head_input_norm_rate": 0.01},
+    "frozen-w256-hnorm": {"pdm_kwargs": {}, "net_arch": [256, 256], "head_input_norm_rate": 0.01, "frozen": True},
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
