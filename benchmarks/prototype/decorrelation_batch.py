@@ -2,15 +2,17 @@
 Offline check of the decorrelation term against the batch size (thirteenth round): is the term's covariance target,
 unreachable by one batch when it has fewer samples than the layer has units, a harm across batches?
 
-A PDM trunk of the defaults (8 -> 64 -> 64 tanh, ``decorrelation_coef`` 0 or 1, no guidance) trains on batches of
-``B`` LunarLander-v3 states of a random policy (seed 0), 5,000 local steps (A2C's updates in its 200k-step budget),
-and is measured on 2,048 held-out states of the same policy: the decorrelation loss of the last layer's output on them
+A PDM trunk of the defaults (8 -> 64 -> 64 tanh, SB3's orthogonal initialisation, ``decorrelation_coef`` 0 or 1, no
+guidance) trains on batches of ``B`` LunarLander-v3 states of a random policy (seed 0), 5,000 local steps (A2C's
+updates in its 200k-step budget), and is measured on 2,048 held-out states of the same policy: the decorrelation loss of the last layer's output on them
 (``decor``, 0 for white features of the target variance), the share of that output's variance in its top principal
 direction (``top``), and how the layer keeps the input's geometry: the correlation between the held-out pairwise
 distances of the trunk's output and of its input (``dist_corr``) and the coefficient of variation of the output's
 distances (``dist_cv``; samples pulled towards equal distances would lower it). Variant ``running``: the term's
 covariance is a running estimate over steps (rate 0.05, the batch included) instead of the batch's own, so that it is
-defined at any ``B``; a prototype patched in here, not a library option.
+defined at any ``B``; a prototype patched in here, not a library option. Last, the same measures for 64- and 256-unit
+trunks (``w``) at their initialisation (``init``: the frozen control's random features, no local step) and after
+distance matching alone (``none``), batches of 64.
 
 Usage: ``python benchmarks/prototype/decorrelation_batch.py > benchmarks/prototype/decorrelation_batch.txt``
 """
@@ -63,13 +65,16 @@ def states(n: int, seed: int) -> th.Tensor:
     return th.as_tensor(np.array(observations), dtype=th.float32)
 
 
-def measure(variant: str, batch_size: int, train: th.Tensor, held_out: th.Tensor) -> str:
+def measure(variant: str, batch_size: int, train: th.Tensor, held_out: th.Tensor, width: int = 64) -> str:
     th.manual_seed(0)
-    config = PDMConfig(decorrelation_coef=0.0 if variant == "none" else 1.0, guidance_coef=0.0)
+    config = PDMConfig(decorrelation_coef=1.0 if variant in ("batch", "running") else 0.0, guidance_coef=0.0)
     layer_class = RunningDecorrelation if variant == "running" else PDMLinear
-    trunk = th.nn.Sequential(layer_class(8, 64, config=config), layer_class(64, 64, config=config)).train()
+    trunk = th.nn.Sequential(layer_class(8, width, config=config), layer_class(width, width, config=config)).train()
+    for layer in trunk:  # SB3's initialisation of a policy's trunks (ortho_init), which PDMPolicy keeps
+        th.nn.init.orthogonal_(layer.linear.weight, gain=np.sqrt(2))
+        th.nn.init.zeros_(layer.linear.bias)
     generator = th.Generator().manual_seed(1)
-    for _ in range(STEPS):
+    for _ in range(0 if variant == "init" else STEPS):
         trunk(train[th.randint(len(train), (batch_size,), generator=generator)])
     trunk.eval()
     with th.no_grad():
@@ -80,16 +85,21 @@ def measure(variant: str, batch_size: int, train: th.Tensor, held_out: th.Tensor
         d_out = pairwise_distances(out[:512], "euclidean")[pairs[0], pairs[1]]
         d_in = pairwise_distances(held_out[:512], "euclidean")[pairs[0], pairs[1]]
         corr = th.corrcoef(th.stack([d_out, d_in]))[0, 1]
+    top, cv = float(variances[0] / variances.sum()), float(d_out.std() / d_out.mean())
     return (
-        f"{variant:8} B={batch_size:4d}  decor={float(decor):6.3f}  top={float(variances[0] / variances.sum()):.3f}  "
-        f"dist_corr={float(corr):.3f}  dist_cv={float(d_out.std() / d_out.mean()):.3f}"
+        f"{variant:8} w={width:3d} B={batch_size:4d}  decor={float(decor):6.3f}  top={top:.3f}  "
+        f"dist_corr={float(corr):.3f}  dist_cv={cv:.3f}"
     )
 
 
 if __name__ == "__main__":
     th.set_num_threads(1)
     train, held_out = states(20_000, seed=0), states(2048, seed=1)
-    print(f"LunarLander-v3 random-policy states, trunk 8-64-64 tanh, {STEPS} local steps, held-out 2048 states")
+    print(f"LunarLander-v3 random-policy states, trunk 8-w-w tanh, {STEPS} local steps, held-out 2048 states")
     for batch_size in (40, 64, 128):
         for variant in ("none", "batch", "running"):
             print(measure(variant, batch_size, train, held_out), flush=True)
+    # Width: the initial random trunk (no local step, the frozen control's features) against distance matching alone.
+    for width in (64, 256):
+        for variant in ("init", "none"):
+            print(measure(variant, 64, train, held_out, width), flush=True)
