@@ -4,15 +4,15 @@ unreachable by one batch when it has fewer samples than the layer has units, a h
 
 A PDM trunk of the defaults (8 -> 64 -> 64 tanh, SB3's orthogonal initialisation, ``decorrelation_coef`` 0 or 1, no
 guidance) trains on batches of ``B`` LunarLander-v3 states of a random policy (seed 0), 5,000 local steps (A2C's
-updates in its 200k-step budget), and is measured on 2,048 held-out states of the same policy: the decorrelation loss of the last layer's output on them
-(``decor``, 0 for white features of the target variance), the share of that output's variance in its top principal
-direction (``top``), and how the layer keeps the input's geometry: the correlation between the held-out pairwise
-distances of the trunk's output and of its input (``dist_corr``) and the coefficient of variation of the output's
-distances (``dist_cv``; samples pulled towards equal distances would lower it). Variant ``running``: the term's
-covariance is a running estimate over steps (rate 0.05, the batch included) instead of the batch's own, so that it is
-defined at any ``B``; a prototype patched in here, not a library option. Last, the same measures for 64- and 256-unit
-trunks (``w``) at their initialisation (``init``: the frozen control's random features, no local step) and after
-distance matching alone (``none``), batches of 64.
+updates in its 200k-step budget), and is measured on 2,048 held-out states of the same policy: the decorrelation loss
+of the last layer's output on them (``decor``, 0 for white features of the target variance), the share of that output's
+variance in its top principal direction (``top``), and how the layer keeps the input's geometry: the correlation
+between the held-out pairwise distances of the trunk's output and of its input (``dist_corr``) and the coefficient of
+variation of the output's distances (``dist_cv``; samples pulled towards equal distances would lower it). Variant
+``running``: the term's covariance is a running estimate over steps (rate 0.05, the batch included) instead of the
+batch's own, so that it is defined at any ``B``; a prototype patched in here, not a library option. Last, the same
+measures for 64- and 256-unit trunks (``w``) at their initialisation (``init``: the frozen control's random features,
+no local step) and after distance matching alone (``none``), batches of 64.
 
 Usage: ``python benchmarks/prototype/decorrelation_batch.py > benchmarks/prototype/decorrelation_batch.txt``
 """
