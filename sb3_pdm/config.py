@@ -92,8 +92,8 @@ class PDMConfig:
         towards ``feature_scale**2`` times the identity (:func:`sb3_pdm.objective.decorrelation_loss_and_grad`), so
         that the variance is spread over the units instead of lying in a few directions. 0 (default) leaves the loss
         as it is; an experiment (``docs/benchmark.md``). With as many output features as samples or more (A2C's
-        40-sample updates on 64 units, convolutional maps) the covariance cannot reach its target, and the term pulls
-        the samples towards equal distances instead (``docs/method.md``).
+        40-sample updates on 64 units, convolutional maps) one batch's covariance cannot reach its target and the term
+        pulls that batch's samples towards equal distances; across batches the effect is small (``docs/method.md``).
     :param input_norm_rate: Measure the input distances of the target on the layer's input divided per feature by its
         running standard deviation (a debiased moving average at this rate per local step, floored at
         :data:`sb3_pdm.layers.INPUT_STD_FLOOR`), so that every input feature weighs the same in the geometry the

@@ -101,8 +101,8 @@ METHODS: dict[str, dict[str, Any]] = {
     # the action head reads the actor trunk's as they are; the actor trunk learns too. And its control.
     "pdm-vnorm-decor": {"pdm_kwargs": {"decorrelation_coef": 1.0}, "head_input_norm_rate": {"vf": 0.01}},
     "frozen-vnorm": {"pdm_kwargs": {}, "head_input_norm_rate": {"vf": 0.01}, "frozen": True},
-    # The same without the decorrelation term: A2C's 40-sample updates on 64 units are where the term pulls the samples
-    # towards equal distances (docs/method.md).
+    # The same without the decorrelation term: on A2C's 40-sample updates on 64 units one batch's covariance cannot
+    # reach the term's target (docs/method.md; across batches the effect is small, thirteenth round).
     "pdm-vnorm": {"pdm_kwargs": {}, "head_input_norm_rate": {"vf": 0.01}},
     # Thirteenth round: 256-256 trunks (the source's layers map into a higher-dimensional space) read by standardised
     # heads, and its control.
