@@ -193,6 +193,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-vnorm",
     "pdm-w256-hnorm",
     "frozen-w256-hnorm",
+    "pdm-w256-hnorm-a3e5",
 )
 
 

@@ -108,6 +108,14 @@ METHODS: dict[str, dict[str, Any]] = {
     # heads, and its control.
     "pdm-w256-hnorm": {"pdm_kwargs": {}, "net_arch": [256, 256], "head_input_norm_rate": 0.01},
     "frozen-w256-hnorm": {"pdm_kwargs": {}, "net_arch": [256, 256], "head_input_norm_rate": 0.01, "frozen": True},
+    # Fourteenth round: the same with the actor trunk's local rate ten times lower, so that its local steps move the
+    # policy far less per rollout (benchmarks/prototype/policy_shift.txt).
+    "pdm-w256-hnorm-a3e5": {
+        "pdm_kwargs": {},
+        "actor_pdm_kwargs": {"local_lr": 3e-5},
+        "net_arch": [256, 256],
+        "head_input_norm_rate": 0.01,
+    },
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
