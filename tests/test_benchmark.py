@@ -194,6 +194,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-w256-hnorm",
     "frozen-w256-hnorm",
     "pdm-w256-hnorm-a3e5",
+    "pdm-w256-hnorm-frozen-actor",
 )
 
 

@@ -11,10 +11,13 @@ was: with ``z`` the head's (standardised) input before the trunk's steps and ``z
 The algorithm's loss then sees the features after the steps. The trunk's update stays local (its own input and
 output); the correction is the head's, on its own (detached) input.
 
-``python benchmarks/prototype/follow.py rl METHOD SEEDS`` trains the benchmark method with the correction on CartPole
-PPO (zoo settings, 100k steps, the benchmark's evaluation), two runs at a time, into
-``benchmarks/prototype/results-follow``, and prints the IQM; ``python benchmarks/prototype/follow.py shift METHOD
-SEED`` prints ``policy_shift.py``'s measure of a run with it.
+``FOLLOW=pi,vf`` (an environment variable; ``pi`` by default) makes the value head follow the critic trunk the same way.
+
+``python benchmarks/prototype/follow.py rl METHOD SEEDS [ENV ALGO]`` trains the benchmark method with the correction
+(CartPole-v1 and PPO by default; zoo settings and budgets, the benchmark's evaluation), two runs at a time, into
+``benchmarks/prototype/results-follow`` (``results-follow-pi-vf`` for ``FOLLOW=pi,vf``), and prints the IQM;
+``python benchmarks/prototype/follow.py shift METHOD SEED`` prints ``policy_shift.py``'s measure of a CartPole PPO run
+with it.
 """
 
 import os
@@ -29,17 +32,17 @@ from sb3_pdm.policies import PDMActorCriticMixin
 from sb3_pdm.trunks import PDMMlpExtractor
 
 RIDGE = 0.1
+HEADS = tuple(os.environ.get("FOLLOW", "pi").split(","))
 _original_forward_actor = PDMMlpExtractor.forward_actor
+_original_forward_critic = PDMMlpExtractor.forward_critic
 _original_build = PDMActorCriticMixin._build
 
 
 @th.no_grad()
 def _follow(head: th.nn.Module, old: th.Tensor, new: th.Tensor) -> None:
     """Correct ``head``'s linear map so that its output on ``new`` is its output on ``old`` (ridge least squares)."""
-    if isinstance(head, InputNormalizedHead):
-        linear, mean, std = head.linear, head.mean, head.std
-    else:
-        linear, mean, std = head, 0.0, 1.0
+    linear = head.linear if hasattr(head, "linear") else head
+    mean, std = (head.mean, head.std) if isinstance(head, InputNormalizedHead) else (0.0, 1.0)
     z_old, z_new = (old - mean) / std, (new - mean) / std
     change = (z_old - z_new) @ linear.weight.T
     design = th.cat([z_new, th.ones_like(z_new[:, :1])], dim=1)
@@ -50,15 +53,26 @@ def _follow(head: th.nn.Module, old: th.Tensor, new: th.Tensor) -> None:
         linear.bias.add_(correction[-1])
 
 
-def _forward_actor(self: PDMMlpExtractor, features: th.Tensor) -> th.Tensor:
-    latent = _original_forward_actor(self, features)
-    stepping = any(getattr(layer, "local_learning", False) for layer in self.policy_net)
-    if not (self.training and th.is_grad_enabled() and stepping and hasattr(self, "_policy")):
+def _followed(self: PDMMlpExtractor, features: th.Tensor, key: str) -> th.Tensor:
+    """The trunk ``key``'s forward pass (its layers step), then its head's correction; returns the moved features."""
+    forward, net = (_original_forward_actor, self.policy_net) if key == "pi" else (_original_forward_critic, self.value_net)
+    latent = forward(self, features)
+    stepping = any(getattr(layer, "local_learning", False) for layer in net)
+    if not (key in HEADS and self.training and th.is_grad_enabled() and stepping and hasattr(self, "_policy")):
         return latent
     with th.no_grad():
-        moved = _original_forward_actor(self, features)
-    _follow(self._policy[0].action_net, latent, moved)
+        moved = forward(self, features)
+    policy = self._policy[0]
+    _follow(policy.action_net if key == "pi" else policy.value_net, latent, moved)
     return moved
+
+
+def _forward_actor(self: PDMMlpExtractor, features: th.Tensor) -> th.Tensor:
+    return _followed(self, features, "pi")
+
+
+def _forward_critic(self: PDMMlpExtractor, features: th.Tensor) -> th.Tensor:
+    return _followed(self, features, "vf")
 
 
 def _build(self, lr_schedule) -> None:
@@ -69,15 +83,16 @@ def _build(self, lr_schedule) -> None:
 
 def install() -> None:
     PDMMlpExtractor.forward_actor = _forward_actor
+    PDMMlpExtractor.forward_critic = _forward_critic
     PDMActorCriticMixin._build = _build
 
 
-def _run(args: tuple[str, int]) -> float:
+def _run(args: tuple[str, str, str, int]) -> float:
     install()
     from sb3_pdm.benchmark.runner import RunSpec, run
 
-    out = os.path.join(os.path.dirname(__file__), "results-follow")
-    return run(RunSpec("CartPole-v1", "ppo", args[0], args[1]), out)["final"]
+    folder = "results-follow" + ("" if HEADS == ("pi",) else "-" + "-".join(HEADS))
+    return run(RunSpec(*args), os.path.join(os.path.dirname(__file__), folder))["final"]
 
 
 if __name__ == "__main__":
@@ -85,10 +100,11 @@ if __name__ == "__main__":
         from sb3_pdm.benchmark.report import iqm_with_ci
 
         method = sys.argv[2]
+        env, algo = sys.argv[4:6] if len(sys.argv) > 5 else ("CartPole-v1", "ppo")
         with Pool(2) as pool:
-            finals = pool.map(_run, [(method, seed) for seed in range(int(sys.argv[3]))])
+            finals = pool.map(_run, [(env, algo, method, seed) for seed in range(int(sys.argv[3]))])
         print(
-            f"{method} with the head following its trunk (RIDGE {RIDGE}): finals",
+            f"{env} {algo} {method} with heads {HEADS} following their trunks (RIDGE {RIDGE}): finals",
             [round(f, 1) for f in finals],
             "IQM [95% CI]",
             [round(v, 1) for v in iqm_with_ci(np.array(finals))],

@@ -116,6 +116,13 @@ METHODS: dict[str, dict[str, Any]] = {
         "net_arch": [256, 256],
         "head_input_norm_rate": 0.01,
     },
+    # And with the actor trunk fixed at its random initialisation, the critic trunk learning.
+    "pdm-w256-hnorm-frozen-actor": {
+        "pdm_kwargs": {},
+        "actor_pdm_kwargs": {"local_learning": False},
+        "net_arch": [256, 256],
+        "head_input_norm_rate": 0.01,
+    },
     # Distances divided by running means over batches (normalization="running"), raw guidance signals.
     "pdm-running": {"pdm_kwargs": {"normalization": "running", **EVERY_EPOCH}},
     "pdm-running-linlr-a3e5": {
