@@ -83,6 +83,8 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
         running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
         minibatch; ``dict(vf=0.01)`` (or ``dict(pi=...)``) standardises one head's features only. ``None`` (default):
         the heads read the features as they are.
+    :param head_follow: Heads that follow their trunk's local steps (``"pi"``, ``"vf"`` or both in a list), as in
+        :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads do not follow.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

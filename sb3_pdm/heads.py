@@ -193,3 +193,63 @@ def normalized_value_head(value_net: nn.Module | None) -> NormalizedValueHead | 
     if isinstance(value_net, InputNormalizedHead):
         value_net = value_net.head
     return value_net if isinstance(value_net, NormalizedValueHead) else None
+
+
+#: Ridge of the ``head_follow`` correction, as a share of the mean square of the head's inputs over the batch.
+FOLLOW_RIDGE = 0.1
+
+
+def head_follow_keys(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """
+    The heads named by a policy's ``head_follow``: ``"pi"`` (action head), ``"vf"`` (value head), a list of them, or
+    ``None`` for neither. Raises a ``ValueError`` naming ``head_follow`` for anything else.
+    """
+    if value is None:
+        return ()
+    keys = (value,) if isinstance(value, str) else value
+    if not isinstance(keys, (list, tuple)) or not keys or not all(isinstance(key, str) for key in keys):
+        keys = None
+    if keys is None or not set(keys) <= set(HEAD_KEYS):
+        raise ValueError(f"head_follow must be 'pi' (action head), 'vf' (value head), a list of them, or None, got {value!r}")
+    return tuple(key for key in HEAD_KEYS if key in keys)
+
+
+def head_linear(head: nn.Module) -> nn.Linear:
+    """The linear map of a head: ``nn.Linear``, or the one inside a normalised head."""
+    linear = head.linear if isinstance(head, _RunningMoments) else head
+    if not isinstance(linear, nn.Linear) or linear.bias is None:
+        raise ValueError(f"head_follow needs heads with an nn.Linear with a bias, got {head!r}")
+    return linear  # type: ignore[return-value]
+
+
+@th.no_grad()
+def follow_trunk(head: nn.Module, before: th.Tensor, after: th.Tensor, ridge: float = FOLLOW_RIDGE) -> None:
+    """
+    Correct ``head``'s linear map so that its output on a batch of features ``after`` (the trunk's, after its local
+    steps) is what it was on ``before`` (the same samples before the steps): with ``z``, ``z'`` the head's inputs
+    (standardised by :class:`InputNormalizedHead`'s statistics if it has them), ``W, b`` take the ridge least-squares
+    correction ``dW, db`` of ``(W + dW) z' + (b + db) = W z + b`` over the batch, with ridge ``ridge * sum_i |z'_i|^2 /
+    d`` (scale-free: the same share of the features' mean square whether they are standardised or not).
+
+    The correction is the head's own, from its detached inputs: nothing flows into the trunk. A non-finite correction is
+    skipped.
+
+    :param head: ``nn.Linear``, :class:`NormalizedValueHead` or :class:`InputNormalizedHead`.
+    :param before: Features ``(B, d)`` before the trunk's steps.
+    :param after: The same samples' features after them.
+    :param ridge: Ridge as a share of the features' mean square.
+    """
+    linear = head_linear(head)
+    mean, std = (head.mean, head.std) if isinstance(head, InputNormalizedHead) else (0.0, 1.0)
+    z_before = (before.detach().flatten(start_dim=1) - mean) / std
+    z_after = (after.detach().flatten(start_dim=1) - mean) / std
+    change = (z_before - z_after) @ linear.weight.T
+    design = th.cat([z_after, th.ones_like(z_after[:, :1])], dim=1)
+    gram = design.T @ design
+    # Scale-free ridge: a share of the features' mean square, whatever their scale (standardised or raw).
+    scale = gram.diagonal()[:-1].mean().clamp_min(th.finfo(gram.dtype).tiny)
+    gram = gram + ridge * scale * th.eye(design.shape[1], device=design.device, dtype=gram.dtype)
+    correction = th.linalg.solve(gram, design.T @ change)
+    if th.isfinite(correction).all():
+        linear.weight.add_(correction[:-1].T)
+        linear.bias.add_(correction[-1])

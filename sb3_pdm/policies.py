@@ -24,7 +24,9 @@ from sb3_pdm.heads import (
     InputNormalizedHead,
     NormalizedValueHead,
     check_value_norm_rate,
+    head_follow_keys,
     head_input_norm_rates,
+    head_linear,
     normalized_value_head,
 )
 from sb3_pdm.layers import PDMLayer, pdm_layers
@@ -85,6 +87,7 @@ class PDMActorCriticMixin:
         value_norm_rate: float | None = 0.01,
         actor_pdm_kwargs: dict[str, Any] | None = None,
         head_input_norm_rate: float | dict[str, float] | None = None,
+        head_follow: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
@@ -101,6 +104,8 @@ class PDMActorCriticMixin:
         self.value_norm_rate = value_norm_rate
         self._head_input_norm_rates = head_input_norm_rates(head_input_norm_rate)
         self.head_input_norm_rate = head_input_norm_rate
+        self._head_follow_keys = head_follow_keys(head_follow)
+        self.head_follow = head_follow
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
         if not isinstance(action_space, _SUPPORTED_ACTIONS):
@@ -161,6 +166,11 @@ class PDMActorCriticMixin:
             self.action_net = InputNormalizedHead(self.action_net, rates["pi"])
         if "vf" in rates:
             self.value_net = InputNormalizedHead(self.value_net, rates["vf"])
+        # Heads that follow their trunk's local steps (head_follow); checked here, where the heads exist.
+        heads = {"pi": self.action_net, "vf": self.value_net}
+        for key in self._head_follow_keys:
+            head_linear(heads[key])
+        self.mlp_extractor.set_followers({key: heads[key] for key in self._head_follow_keys})
         # The algorithm's optimizer holds the head parameters only: PDM layers have their own local optimizers.
         self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
             self.head_parameters(),
@@ -192,6 +202,7 @@ class PDMActorCriticMixin:
             value_norm_rate=self.value_norm_rate,
             actor_pdm_kwargs=self.actor_pdm_kwargs,
             head_input_norm_rate=self.head_input_norm_rate,
+            head_follow=self.head_follow,
         )
         return data
 
@@ -361,6 +372,13 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
         minibatch; ``dict(vf=0.01)`` (or ``dict(pi=...)``) standardises one head's features only, as ``net_arch``
         names the trunks. ``None`` (default): the heads read the features as they are.
+    :param head_follow: Heads that follow their trunk's local steps: ``"pi"`` (the action head), ``"vf"`` (the value
+        head) or both in a list. In each training pass in which the trunk's layers step, the head's linear map is
+        corrected so that its output on the minibatch stays what it was before the steps (ridge least squares,
+        :func:`sb3_pdm.heads.follow_trunk`), and the algorithm's loss reads the moved features: the policy then changes
+        through the head only, under the algorithm's own step limits (PPO's clip), not by the trunk's local steps. It
+        costs one more pass of the trunk and a ``(d + 1) x (d + 1)`` solve per training pass. The correction uses the
+        head's own (detached) inputs; no gradient reaches a hidden layer. ``None`` (default): the heads do not follow.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

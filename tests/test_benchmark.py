@@ -195,6 +195,9 @@ LOCAL_EPOCHS_5 = (
     "frozen-w256-hnorm",
     "pdm-w256-hnorm-a3e5",
     "pdm-w256-hnorm-frozen-actor",
+    "pdm-w256-hnorm-follow",
+    "pdm-hnorm-follow",
+    "pdm-follow",
 )
 
 

@@ -6,7 +6,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.logger import configure
 
 from sb3_pdm import PDMCallback, PDMPolicy, PDMRolloutBuffer
-from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead
+from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead, follow_trunk
 
 
 def test_update_keeps_outputs_and_tracks_debiased_statistics():
@@ -191,3 +191,118 @@ def test_head_input_norm_rate_per_head_standardizes_that_head_only_and_is_saved(
     assert loaded.policy.head_input_norm_rate == {key: 0.05}
     loaded_head = loaded.policy.action_net if key == "pi" else loaded.policy.value_net
     assert isinstance(loaded_head, InputNormalizedHead) and th.equal(loaded_head.std, normalized.std)
+
+
+@pytest.mark.parametrize("kind", ["linear", "value", "standardized"])
+def test_follow_trunk_keeps_the_head_output_on_the_batch(kind):
+    th.manual_seed(0)
+    head = {
+        "linear": lambda: th.nn.Linear(16, 3),
+        "value": lambda: NormalizedValueHead(th.nn.Linear(16, 1), rate=0.1),
+        "standardized": lambda: InputNormalizedHead(th.nn.Linear(16, 3), rate=0.1),
+    }[kind]()
+    before = th.randn(64, 16)
+    if kind == "standardized":
+        head(3.0 * before + 1.0)  # statistics away from (0, 1)
+    head.eval()
+    # An affine move of the features can be undone exactly by the head's linear map; any other move in part.
+    affine = before @ (th.eye(16) + 0.3 * th.randn(16, 16)) + 0.5
+    other = before + 0.3 * th.randn(64, 16)
+    state = {k: v.clone() for k, v in head.state_dict().items()}
+    for after, exact in ((affine, True), (other, False)):
+        head.load_state_dict(state)
+        with th.no_grad():
+            target, moved = head(before), head(after)
+        follow_trunk(head, before, after, ridge=1e-6)
+        with th.no_grad():
+            error, moved_error = (head(after) - target).norm(), (moved - target).norm()
+        assert error < (1e-3 if exact else 1.0) * moved_error
+
+
+def test_follow_trunk_skips_a_non_finite_correction():
+    head = th.nn.Linear(4, 2)
+    state = {k: v.clone() for k, v in head.state_dict().items()}
+    follow_trunk(head, th.randn(8, 4), th.full((8, 4), float("nan")))
+    assert all(th.equal(v, state[k]) for k, v in head.state_dict().items())
+
+
+@pytest.mark.parametrize("value", ["actor", "", [], ["pi", "qf"], True, 1, {"pi": True}])
+def test_bad_head_follow_raises_naming_the_parameter(value):
+    with pytest.raises(ValueError, match="head_follow"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_follow=value), device="cpu")
+
+
+def _follow_pair(head_follow, **pdm_kwargs):
+    """Two policies built alike from one seed, one with ``head_follow``, and a training batch."""
+    # No guidance, epoch limit or value statistics: nothing here needs the rollout's signals.
+    pdm_kwargs = dict(guidance_coef=0.0, local_epochs=None, local_lr=1e-2, **pdm_kwargs)
+    policy_kwargs = dict(net_arch=[16], pdm_kwargs=pdm_kwargs, value_norm_rate=None)
+    models = [
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(policy_kwargs, head_follow=f), seed=0) for f in (None, head_follow)
+    ]
+    obs, actions = th.randn(32, 4), th.randint(0, 2, (32,))
+    return models, obs, actions
+
+
+def _logits(policy, obs):
+    with th.no_grad():
+        return policy.get_distribution(obs).distribution.logits
+
+
+def test_head_follow_moves_the_head_not_the_trunk_and_keeps_the_policy_on_the_batch():
+    (plain, following), obs, actions = _follow_pair("pi")
+    logits = _logits(plain.policy, obs)
+    assert th.equal(logits, _logits(following.policy, obs))
+    head = following.policy.action_net.weight.detach().clone()
+    for model in (plain, following):
+        model.policy.set_training_mode(True)
+        model.policy.evaluate_actions(obs, actions)
+        model.policy.set_training_mode(False)
+    # The trunks took the same local step; only the following policy's action head moved with it.
+    for a, b in zip(plain.policy.mlp_extractor.parameters(), following.policy.mlp_extractor.parameters()):
+        assert th.equal(a, b)
+    assert th.equal(plain.policy.value_net.weight, following.policy.value_net.weight)
+    assert not th.equal(following.policy.action_net.weight, head)
+    plain_move = (_logits(plain.policy, obs) - logits).norm()
+    follow_move = (_logits(following.policy, obs) - logits).norm()
+    # Part of the move remains: the trunk's move is not affine, and the correction has a ridge (FOLLOW_RIDGE).
+    assert plain_move > 0 and follow_move < 0.6 * plain_move
+
+
+def test_head_follow_runs_no_second_pass_without_local_steps(monkeypatch):
+    (_, following), obs, actions = _follow_pair(["pi", "vf"], local_learning=False)
+    extractor = following.policy.mlp_extractor
+    passes = []
+    latent = extractor._latent
+    monkeypatch.setattr(extractor, "_latent", lambda *args: passes.append(1) or latent(*args))
+    state = {k: v.clone() for k, v in following.policy.state_dict().items() if isinstance(v, th.Tensor)}
+    following.policy.set_training_mode(True)
+    following.policy.evaluate_actions(obs, actions)
+    # Frozen layers do not step, so the trunks run once each and no head is corrected.
+    assert len(passes) == 2
+    for layer in extractor.policy_net:
+        layer.local_learning = True
+    following.policy.evaluate_actions(obs, actions)
+    # Now the actor trunk steps and runs again for its head; the frozen critic trunk runs once.
+    assert len(passes) == 2 + 3
+    following.policy.set_training_mode(False)
+    passes.clear()
+    following.policy.predict(obs.numpy())
+    assert len(passes) == 1
+    changed = [k for k, v in following.policy.state_dict().items() if k in state and not th.equal(v, state[k])]
+    assert changed and all(k.startswith(("mlp_extractor.policy_net", "action_net")) for k in changed)
+
+
+@pytest.mark.parametrize("share_trunk", [False, True])
+def test_head_follow_trains_and_is_saved(tmp_path, share_trunk):
+    model = _ppo(dict(head_follow=["pi", "vf"], head_input_norm_rate=0.05, share_trunk=share_trunk))
+    model.learn(128, callback=PDMCallback())
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    followers = model.policy.mlp_extractor._followers
+    assert followers["pi"] is model.policy.action_net and followers["vf"] is model.policy.value_net
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.head_follow == ["pi", "vf"]
+    assert loaded.policy.mlp_extractor._followers["pi"] is loaded.policy.action_net
+    obs = th.as_tensor(model.env.reset(), dtype=th.float32)
+    assert th.equal(_logits(loaded.policy, obs), _logits(model.policy, obs))

@@ -116,6 +116,16 @@ METHODS: dict[str, dict[str, Any]] = {
         "net_arch": [256, 256],
         "head_input_norm_rate": 0.01,
     },
+    # And with the action head following the actor trunk's local steps (head_follow="pi"; the prototype
+    # benchmarks/prototype/follow.py, as a policy option), at 256 and 64 units.
+    "pdm-w256-hnorm-follow": {
+        "pdm_kwargs": {},
+        "net_arch": [256, 256],
+        "head_input_norm_rate": 0.01,
+        "head_follow": "pi",
+    },
+    "pdm-hnorm-follow": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "head_follow": "pi"},
+    "pdm-follow": {"pdm_kwargs": {}, "head_follow": "pi"},
     # And with the actor trunk fixed at its random initialisation, the critic trunk learning.
     "pdm-w256-hnorm-frozen-actor": {
         "pdm_kwargs": {},
@@ -199,7 +209,15 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
     if "pdm_kwargs" in method:
         policy = PDMPolicy
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}), pdm_kwargs=method["pdm_kwargs"])
-        options = ("net_arch", "skip_to_heads", "share_trunk", "value_norm_rate", "actor_pdm_kwargs", "head_input_norm_rate")
+        options = (
+            "net_arch",
+            "skip_to_heads",
+            "share_trunk",
+            "value_norm_rate",
+            "actor_pdm_kwargs",
+            "head_input_norm_rate",
+            "head_follow",
+        )
         for option in options:
             if option in method:
                 policy_kwargs[option] = method[option]
