@@ -1,6 +1,8 @@
 """
-An action head that follows its trunk's local steps (fourteenth round): a prototype patched into the policy, not a
-library option.
+An action head that follows its trunk's local steps (fourteenth round): the prototype patched into the policy. It
+became the policy option ``head_follow`` (``sb3_pdm.heads.follow_trunk``) with one change, a scale-free ridge (a share
+of the inputs' mean square instead of ``RIDGE * B``); this script keeps the prototype's, which its committed results
+were made with.
 
 ``policy_shift.txt`` shows a 256-wide PDM actor trunk moving the policy by its local steps alone far beyond PPO's
 trust region just before its collapse, a move that PPO's clipped loss does not see. Here, in every training pass
