@@ -19,7 +19,8 @@ the median over units of the trunk features' move, ``rms_i |f_new - f_old|`` div
 For ``backprop`` the trunk moves by the PPO gradient, which the clipped objective limits; a PDM trunk moves by its local
 steps, which nothing in PPO's objective sees.
 
-Usage: ``python benchmarks/prototype/policy_shift.py pdm-w256-hnorm 4 [WINDOW]``
+Usage: ``python benchmarks/prototype/policy_shift.py pdm-w256-hnorm 4 [WINDOW [ENV [BUDGET]]]`` (PPO; CartPole-v1 and the
+zoo's budget by default).
 """
 
 import copy
@@ -94,7 +95,9 @@ if __name__ == "__main__":
     th.set_num_threads(1)
     method, seed = sys.argv[1], int(sys.argv[2])
     window = int(sys.argv[3]) if len(sys.argv) > 3 else 40
-    model, _, callbacks, budget = make_model(RunSpec("CartPole-v1", "ppo", method, seed))
+    env = sys.argv[4] if len(sys.argv) > 4 else "CartPole-v1"
+    model, _, callbacks, budget = make_model(RunSpec(env, "ppo", method, seed))
+    budget = int(sys.argv[5]) if len(sys.argv) > 5 else budget
     shift = PolicyShift(window)
     model.learn(budget, callback=CallbackList(callbacks + [shift]))
     rows = np.array(shift.rows)
