@@ -195,7 +195,7 @@ def normalized_value_head(value_net: nn.Module | None) -> NormalizedValueHead | 
     return value_net if isinstance(value_net, NormalizedValueHead) else None
 
 
-#: Ridge of the ``head_follow`` correction, as a share of the mean square of the head's inputs over the batch.
+#: Ridge of the ``head_follow`` correction, per sample, in units of the mean square of the head's inputs.
 FOLLOW_RIDGE = 0.1
 
 
