@@ -207,9 +207,7 @@ def head_follow_keys(value: str | list[str] | tuple[str, ...] | None) -> tuple[s
     if value is None:
         return ()
     keys = (value,) if isinstance(value, str) else value
-    if not isinstance(keys, (list, tuple)) or not keys or not all(isinstance(key, str) for key in keys):
-        keys = None
-    if keys is None or not set(keys) <= set(HEAD_KEYS):
+    if not isinstance(keys, (list, tuple)) or not keys or not all(key in HEAD_KEYS for key in keys):
         raise ValueError(f"head_follow must be 'pi' (action head), 'vf' (value head), a list of them, or None, got {value!r}")
     return tuple(key for key in HEAD_KEYS if key in keys)
 
@@ -231,8 +229,8 @@ def follow_trunk(head: nn.Module, before: th.Tensor, after: th.Tensor, ridge: fl
     correction ``dW, db`` of ``(W + dW) z' + (b + db) = W z + b`` over the batch, with ridge ``ridge * sum_i |z'_i|^2 /
     d`` (scale-free: the same share of the features' mean square whether they are standardised or not).
 
-    The correction is the head's own, from its detached inputs: nothing flows into the trunk. A non-finite correction is
-    skipped.
+    The correction is the head's own, from its detached inputs: nothing flows into the trunk. A non-finite or singular
+    correction is skipped.
 
     :param head: ``nn.Linear``, :class:`NormalizedValueHead` or :class:`InputNormalizedHead`.
     :param before: Features ``(B, d)`` before the trunk's steps.
@@ -249,7 +247,8 @@ def follow_trunk(head: nn.Module, before: th.Tensor, after: th.Tensor, ridge: fl
     # Scale-free ridge: a share of the features' mean square, whatever their scale (standardised or raw).
     scale = gram.diagonal()[:-1].mean().clamp_min(th.finfo(gram.dtype).tiny)
     gram = gram + ridge * scale * th.eye(design.shape[1], device=design.device, dtype=gram.dtype)
-    correction = th.linalg.solve(gram, design.T @ change)
-    if th.isfinite(correction).all():
+    # solve_ex: a singular system (e.g. non-finite features) is skipped like a non-finite correction, not raised.
+    correction, info = th.linalg.solve_ex(gram, design.T @ change)
+    if info == 0 and th.isfinite(correction).all():
         linear.weight.add_(correction[:-1].T)
         linear.bias.add_(correction[-1])
