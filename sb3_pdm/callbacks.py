@@ -34,7 +34,7 @@ def named_layers(policy: nn.Module) -> list[tuple[str, PDMLayer]]:
 
 def record_diagnostics(policy: nn.Module, logger: Logger, layers: list[tuple[str, PDMLayer]] | None = None) -> None:
     """
-    Record each PDM layer's local loss, feature scale and skipped steps since the last call under ``pdm/``, and the
+    Record each PDM layer's local loss, feature scale and skipped (and held) steps since the last call under ``pdm/``, and the
     return statistics of a normalised value head (``pdm/value_mean``, ``pdm/value_std``).
 
     :param policy: A policy (or any module) holding PDM layers.
@@ -43,13 +43,14 @@ def record_diagnostics(policy: nn.Module, logger: Logger, layers: list[tuple[str
     """
     for name, layer in named_layers(policy) if layers is None else layers:
         stats = layer.pop_diagnostics()
-        if stats["updates"] == 0 and stats["skipped"] == 0:
+        if stats["updates"] == 0 and stats["skipped"] == 0 and not stats.get("held"):
             continue
         logger.record(f"pdm/{name}/loss", stats["loss"])
         logger.record(f"pdm/{name}/feature_scale", stats["feature_scale"])
         logger.record(f"pdm/{name}/skipped", stats["skipped"])
-        if "gate" in stats:
-            logger.record(f"pdm/{name}/gate", stats["gate"])
+        for key in ("held", "gate"):
+            if key in stats:
+                logger.record(f"pdm/{name}/{key}", stats[key])
     value_net = normalized_value_head(getattr(policy, "value_net", None))
     if value_net is not None:
         logger.record("pdm/value_mean", value_net.mean.item())

@@ -107,6 +107,14 @@ class PDMConfig:
         geometry instead, so without guidance the layer stays near the frozen control (up to the feature scale the
         target anchors), and the guidance distances are what move it. With ``input_norm_rate`` the initial features
         are standardised. An experiment (``docs/benchmark.md``).
+    :param max_feature_move: A trust region for each layer per rollout. Before each local step the layer compares its
+        output on the minibatch with the output it would give with the parameters it had at its first local step on
+        this rollout; once the median over its units of the move, ``rms(f - f_start) / std(f_start)`` over the
+        samples, exceeds ``max_feature_move``, the layer takes no more local steps on this rollout (counted as
+        ``held`` in :meth:`~sb3_pdm.layers.PDMLayer.pop_diagnostics`). The first step of a rollout always happens, so
+        A2C (one step per rollout) is unaffected. Rollouts are told apart by the PDM rollout buffers; without them the
+        limit does not apply. ``None`` (default): no limit. An experiment (``docs/benchmark.md``, fifteenth round):
+        a PPO rollout of many minibatches moves a PDM trunk far further than backprop moves its own.
     :param local_learning: ``False`` keeps the layers at their initial (random) parameters: the frozen-random-features
         control with ``pdm_kwargs``, or, with ``actor_pdm_kwargs=dict(local_learning=False)``, a fixed random actor
         trunk beside a locally learning critic trunk. The actor trunk's local steps change the policy outside PPO's
@@ -127,6 +135,7 @@ class PDMConfig:
     decorrelation_coef: float = 0.0
     input_norm_rate: float | None = None
     initial_feature_target: bool = False
+    max_feature_move: float | None = None
     local_learning: bool = True
 
     def __post_init__(self) -> None:
@@ -177,6 +186,15 @@ class PDMConfig:
 
         if not isinstance(self.initial_feature_target, bool):
             raise TypeError(f"initial_feature_target must be a bool, got {self.initial_feature_target!r}")
+        if self.max_feature_move is not None and (
+            isinstance(self.max_feature_move, bool)
+            or not isinstance(self.max_feature_move, (int, float))
+            or not (self.max_feature_move > 0 and math.isfinite(self.max_feature_move))
+        ):
+            raise ValueError(
+                f"max_feature_move must be a finite number > 0 (the output's move per rollout, in units of its std) or "
+                f"None (no limit), got {self.max_feature_move!r}"
+            )
         if not isinstance(self.local_learning, bool):
             raise TypeError(f"local_learning must be a bool got {self.local_learning!r}")
 

@@ -3,13 +3,14 @@ Reward-driven guidance: the route of a minibatch's returns, advantages and actio
 
 SB3 calls ``policy.evaluate_actions(observations, actions)`` with no returns or advantages. The PDM rollout
 buffers attach them to the observation tensor of each minibatch they yield, so the signals travel with that
-minibatch and nothing else: two models in one process can never see each other's signals, and no global state
-is kept. The policy reads them back with :func:`read_signals`.
+minibatch and nothing else: two models in one process can never see each other's signals, and the only global
+state is a counter that numbers the rollouts. The policy reads them back with :func:`read_signals`.
 
 Use a buffer directly (``PPO(PDMPolicy, env, rollout_buffer_class=PDMRolloutBuffer)``), or let
 :class:`sb3_pdm.PDMCallback` upgrade the algorithm's own buffer (the route for RL-Zoo hyperparameter files).
 """
 
+import itertools
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -32,12 +33,15 @@ class GuidanceSignals:
     :param actions: Actions taken, shape ``(B, action_dim)``.
     :param epoch: Index of the pass over the rollout this minibatch belongs to (PPO's epoch, from 0): the number of
         times the buffer's ``get`` was called since its last ``reset``, minus one.
+    :param rollout: Number of the rollout this minibatch belongs to, different for every ``reset`` of every PDM
+        rollout buffer in the process (``None``: unknown, and ``max_feature_move`` does not apply).
     """
 
     returns: th.Tensor
     advantages: th.Tensor
     actions: th.Tensor
     epoch: int = 0
+    rollout: int | None = None
 
 
 def attach_signals(observations: th.Tensor | dict[str, th.Tensor], signals: GuidanceSignals) -> None:
@@ -69,6 +73,7 @@ def guided_buffer_class(buffer_class: type[RolloutBuffer]) -> type[RolloutBuffer
         def reset(self: RolloutBuffer) -> None:
             buffer_class.reset(self)
             self._pdm_passes = 0
+            self._pdm_rollout = next(_ROLLOUT_NUMBERS)
 
         def get(self: RolloutBuffer, batch_size: int | None = None) -> Generator:
             # Counted when the pass starts (the first minibatch is drawn), one count per pass over the rollout.
@@ -78,7 +83,9 @@ def guided_buffer_class(buffer_class: type[RolloutBuffer]) -> type[RolloutBuffer
         def _get_samples(self: RolloutBuffer, batch_inds: np.ndarray, env: VecNormalize | None = None):  # type: ignore[no-untyped-def]
             samples: RolloutBufferSamples | DictRolloutBufferSamples = buffer_class._get_samples(self, batch_inds, env)
             epoch = max(getattr(self, "_pdm_passes", 1) - 1, 0)
-            attach_signals(samples.observations, GuidanceSignals(samples.returns, samples.advantages, samples.actions, epoch))
+            rollout = getattr(self, "_pdm_rollout", None)
+            signals = GuidanceSignals(samples.returns, samples.advantages, samples.actions, epoch, rollout)
+            attach_signals(samples.observations, signals)
             return samples
 
         _GUIDED_CLASSES[buffer_class] = type(
@@ -97,6 +104,8 @@ def guided_buffer_class(buffer_class: type[RolloutBuffer]) -> type[RolloutBuffer
 
 
 _GUIDED_CLASSES: dict[type, type] = {}
+#: Numbers of the rollouts collected by the PDM rollout buffers (``GuidanceSignals.rollout``), unique in a process.
+_ROLLOUT_NUMBERS = itertools.count()
 
 #: SB3's ``RolloutBuffer`` that routes returns, advantages and actions to the PDM layers.
 PDMRolloutBuffer = guided_buffer_class(RolloutBuffer)

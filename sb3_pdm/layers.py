@@ -88,6 +88,10 @@ class PDMLayer(nn.Module):
         self._input_weight = th.zeros(())
         # initial_feature_target: the parameters before the first local step (after any initialisation by the policy).
         self._initial_parameters: list[th.Tensor] | None = None
+        # max_feature_move: whether the next local step starts a rollout (set by begin_rollout), and the parameters at
+        # the rollout's first local step; None when no rollout was announced, and then no limit applies.
+        self._rollout_pending = False
+        self._rollout_parameters: list[th.Tensor] | None = None
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -112,6 +116,31 @@ class PDMLayer(nn.Module):
             self._initial_parameters = [parameter.detach().clone() for parameter in self.parameters()]
         self._initial_parameters = [parameter.to(x.device) for parameter in self._initial_parameters]
         return self._transform_with(x, self._initial_parameters)
+
+    def begin_rollout(self) -> None:
+        """
+        Announce a new rollout (``max_feature_move``): the parameters at the next local step become the start the
+        layer's move on this rollout is measured from.
+        """
+        self._rollout_pending = True
+
+    def _moved_too_far(self, x: th.Tensor, output: th.Tensor) -> bool:
+        """
+        ``max_feature_move``: whether the layer's output on ``x`` (``output``, from its current parameters) has moved
+        further than the limit from its output with the parameters of the rollout's first local step. Takes the
+        snapshot at that first step.
+        """
+        if self._rollout_pending:
+            self._rollout_pending = False
+            self._rollout_parameters = [parameter.detach().clone() for parameter in self.parameters()]
+            return False
+        if self._rollout_parameters is None:
+            return False
+        with th.no_grad():
+            start = self._transform_with(x, self._rollout_parameters).flatten(start_dim=1)
+            move = (output.detach().flatten(start_dim=1) - start).square().mean(dim=0).sqrt()
+            move = move / start.std(dim=0).clamp_min(1e-8)
+            return bool(move.median() > self.config.max_feature_move)
 
     def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
         """``transform`` with the given parameters (in the order of ``self.parameters()``) instead of the layer's."""
@@ -216,6 +245,9 @@ class PDMLayer(nn.Module):
         if x.shape[0] < 2:
             self._n_skipped += 1
             return
+        if self.config.max_feature_move is not None and self._moved_too_far(x, output):
+            self._n_held += 1
+            return
         if self.config.guidance_gate:
             self._update_gate()
         with th.no_grad():
@@ -313,6 +345,7 @@ class PDMLayer(nn.Module):
         self._gate_sum = 0.0
         self._n_updates = 0
         self._n_skipped = 0
+        self._n_held = 0
         self._last_output: th.Tensor | None = None
 
     def pop_diagnostics(self) -> dict[str, float]:
@@ -320,8 +353,9 @@ class PDMLayer(nn.Module):
         Local-learning statistics since the last call, then reset them.
 
         :return: ``loss`` (mean local loss), ``feature_scale`` (mean per-unit std of the last batch's output),
-            ``updates`` and ``skipped`` (local steps taken and skipped), and ``gate`` (mean rate multiplier of
-            those steps, ``guidance_gate`` only).
+            ``updates`` and ``skipped`` (local steps taken and skipped), ``held`` (steps not taken because the
+            layer had moved ``max_feature_move`` on its rollout; with that option only) and ``gate`` (mean rate
+            multiplier of those steps, ``guidance_gate`` only).
         """
         last = self._last_output
         stats = {
@@ -330,6 +364,8 @@ class PDMLayer(nn.Module):
             "updates": float(self._n_updates),
             "skipped": float(self._n_skipped),
         }
+        if self.config.max_feature_move is not None:
+            stats["held"] = float(self._n_held)
         if self.config.guidance_gate:
             stats["gate"] = self._gate_sum / self._n_updates if self._n_updates else float("nan")
         self._reset_diagnostics()

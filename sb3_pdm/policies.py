@@ -108,6 +108,8 @@ class PDMActorCriticMixin:
         self.head_follow = head_follow
         self._warned_missing_guidance = False
         self._n_missing_guidance = 0
+        # The last rollout number seen in a minibatch's signals (max_feature_move): a new one starts the layers' moves.
+        self._pdm_rollout: int | None = None
         if not isinstance(action_space, _SUPPORTED_ACTIONS):
             raise ValueError(
                 f"Unsupported action space {action_space}: PDM policies accept "
@@ -232,8 +234,8 @@ class PDMActorCriticMixin:
     def _guided(self, obs: PyTorchObs) -> Iterator[None]:
         """
         Prepare one training forward pass: move the value head's return statistics (``value_norm_rate``), give each
-        PDM layer the guidance signal of its role, and hold the layers fixed in the passes over the rollout beyond
-        ``local_epochs``.
+        PDM layer the guidance signal of its role, hold the layers fixed in the passes over the rollout beyond
+        ``local_epochs``, and tell them when a new rollout starts (``max_feature_move``).
         """
         if not (self.training and th.is_grad_enabled()):
             yield
@@ -243,7 +245,9 @@ class PDMActorCriticMixin:
         signals = read_signals(obs)
         value_head = normalized_value_head(self.value_net)
         guided = [layer for layer in layers if layer.config.guidance_coef > 0]
-        counted = [layer for layer in layers if layer.config.local_epochs is not None]
+        counted = [
+            layer for layer in layers if layer.config.local_epochs is not None or layer.config.max_feature_move is not None
+        ]
         if signals is None:
             if value_head is not None or guided or counted:
                 self._warn_missing_signals()
@@ -251,7 +255,15 @@ class PDMActorCriticMixin:
             return
         if value_head is not None:
             value_head.update(signals.returns)
-        fixed = [layer for layer in counted if signals.epoch >= layer.config.local_epochs]  # type: ignore[operator]
+        if signals.rollout is not None and signals.rollout != self._pdm_rollout:
+            self._pdm_rollout = signals.rollout
+            for layer in layers:
+                layer.begin_rollout()
+        fixed = [
+            layer
+            for layer in counted
+            if layer.config.local_epochs is not None and signals.epoch >= layer.config.local_epochs
+        ]
         with _held_fixed(fixed):
             if not guided:
                 yield
@@ -289,9 +301,10 @@ class PDMActorCriticMixin:
         if not self._warned_missing_guidance:
             self._warned_missing_guidance = True
             warnings.warn(
-                "PDM guidance is on (guidance_coef > 0), local_epochs is set or the value head is normalised "
-                "(value_norm_rate), but the minibatch carries no returns/advantages/epoch: the PDM layers train on input "
-                "geometry alone, in every epoch, and the value head's statistics stay at 0 and 1. Pass "
+                "PDM guidance is on (guidance_coef > 0), local_epochs or max_feature_move is set or the value head is "
+                "normalised (value_norm_rate), but the minibatch carries no returns/advantages/epoch: the PDM layers "
+                "train on input geometry alone, in every epoch, with no move limit, and the value head's statistics "
+                "stay at 0 and 1. Pass "
                 "rollout_buffer_class=PDMRolloutBuffer (PDMDictRolloutBuffer for Dict observations) to the algorithm, "
                 "or callback=PDMCallback() to learn().",
                 stacklevel=5,

@@ -198,6 +198,8 @@ LOCAL_EPOCHS_5 = (
     "pdm-w256-hnorm-follow",
     "pdm-hnorm-follow",
     "pdm-follow",
+    "pdm-move0.05",
+    "pdm-move0.1",
 )
 
 

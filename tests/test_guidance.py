@@ -206,5 +206,38 @@ def test_local_epochs_default_steps_in_every_pass():
 
 def test_local_epochs_without_the_pdm_buffer_warn():
     model = _cartpole_ppo(pdm_kwargs=dict(guidance_coef=0.0, local_epochs=1))
-    with pytest.warns(UserWarning, match="local_epochs is set"):
+    with pytest.warns(UserWarning, match="local_epochs or max_feature_move is set"):
         model.learn(64)
+
+
+@pytest.mark.parametrize("buffer_route", ["buffer_class", "callback"])
+def test_max_feature_move_holds_the_layers_for_the_rest_of_the_rollout(buffer_route):
+    kwargs = dict(rollout_buffer_class=PDMRolloutBuffer) if buffer_route == "buffer_class" else {}
+    # A limit no step stays under: each layer steps once per rollout, at its first minibatch.
+    model = _cartpole_ppo(n_epochs=3, pdm_kwargs=dict(max_feature_move=1e-9), **kwargs)
+    counter = _StepsPerEpoch(model)
+    model.learn(128, callback=PDMCallback() if buffer_route == "callback" else None)
+    assert counter.steps == {0: 2}  # two rollouts, one step each
+    assert counter.head_steps == {0: 4, 1: 4, 2: 4}
+    # With a limit no step reaches, the layers step in every minibatch of the passes local_epochs allows.
+    model = _cartpole_ppo(n_epochs=3, pdm_kwargs=dict(max_feature_move=1e9), **kwargs)
+    counter = _StepsPerEpoch(model)
+    model.learn(128, callback=PDMCallback() if buffer_route == "callback" else None)
+    assert counter.steps == {0: 4, 1: 4, 2: 4}
+
+
+def test_max_feature_move_counts_held_steps_in_the_logger_and_leaves_a2c_alone(tmp_path):
+    model = _cartpole_ppo(n_epochs=2, pdm_kwargs=dict(max_feature_move=1e-9))
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(128, callback=PDMCallback())
+    lines = (tmp_path / "progress.csv").read_text().splitlines()
+    logged = dict(zip(lines[0].split(","), lines[-1].split(",")))
+    # The first train() (4 minibatches, the first one stepped), logged at the second rollout's end.
+    assert float(logged["pdm/pi/0/held"]) == 3 and float(logged["pdm/vf/1/held"]) == 3
+    # A2C takes one local step per rollout: the limit never holds it.
+    model = A2C(PDMPolicy, "CartPole-v1", n_steps=8, seed=0, policy_kwargs=dict(pdm_kwargs=dict(max_feature_move=1e-9)))
+    optimizer = pdm_layers(model.policy)[0].optimizer
+    steps, step = [], optimizer.step
+    optimizer.step = lambda *args, **kwargs: steps.append(1) or step(*args, **kwargs)
+    model.learn(64, callback=PDMCallback())
+    assert len(steps) == 8  # 8 rollouts of 8 steps

@@ -4,6 +4,7 @@ from torch import nn
 
 from sb3_pdm import PDMConfig, PDMConv2d, PDMLinear
 from sb3_pdm.objective import pairwise_distances
+from tests.conftest import all_equal, pdm_params
 
 
 def make_batch(n=64, dim=6, seed=0):
@@ -154,6 +155,11 @@ def test_extra_state_restores_local_optimizer():
         (dict(input_norm_rate="0.01"), "input_norm_rate"),
         (dict(initial_feature_target=1), "initial_feature_target"),
         (dict(local_learning="no"), "local_learning"),
+        (dict(max_feature_move=0.0), "max_feature_move"),
+        (dict(max_feature_move=-0.1), "max_feature_move"),
+        (dict(max_feature_move=float("inf")), "max_feature_move"),
+        (dict(max_feature_move=True), "max_feature_move"),
+        (dict(max_feature_move="0.1"), "max_feature_move"),
     ],
 )
 def test_bad_config_raises_naming_the_parameter(kwargs, match):
@@ -332,3 +338,47 @@ def test_initial_feature_target_keeps_the_initial_layers_geometry_without_guidan
 
     kept, raw = distance_correlation(True), distance_correlation(False)
     assert kept > 0.99 and raw < kept - 0.02, (kept, raw)
+
+
+def test_max_feature_move_holds_the_layer_once_its_output_moved_on_the_rollout():
+    th.manual_seed(0)
+    layer = PDMLinear(4, 8, config=PDMConfig(local_lr=1e-2, guidance_coef=0.0, max_feature_move=0.05))
+    x = th.randn(32, 4)
+    layer.train()
+    with th.no_grad():
+        start = layer.transform(x)
+    layer.begin_rollout()
+    taken = 0
+    for _ in range(200):
+        before = pdm_params(layer)
+        layer(x)
+        moved = not all_equal(before, pdm_params(layer))
+        if not moved:
+            break
+        taken += 1
+    # Some steps, then none: the held step leaves the parameters as they were, past the limit.
+    assert 1 < taken < 200
+    with th.no_grad():
+        output = layer.transform(x)
+    move = ((output - start).square().mean(0).sqrt() / start.std(0)).median()
+    assert move > 0.05
+    stats = layer.pop_diagnostics()
+    assert stats["updates"] == taken and stats["held"] == 1
+    # A new rollout measures from the current parameters: the layer steps again.
+    layer.begin_rollout()
+    before = pdm_params(layer)
+    layer(x)
+    assert not all_equal(before, pdm_params(layer))
+
+
+def test_max_feature_move_does_not_apply_without_rollouts_and_is_off_by_default():
+    th.manual_seed(0)
+    x = th.randn(32, 4)
+    for config in (PDMConfig(local_lr=1e-2, guidance_coef=0.0, max_feature_move=1e-6), PDMConfig(local_lr=1e-2)):
+        layer = PDMLinear(4, 8, config=config)
+        layer.train()
+        for _ in range(20):
+            layer(x)
+        stats = layer.pop_diagnostics()
+        assert stats["updates"] == 20 and stats.get("held", 0) == 0
+        assert ("held" in stats) == (config.max_feature_move is not None)

@@ -126,6 +126,9 @@ METHODS: dict[str, dict[str, Any]] = {
     },
     "pdm-hnorm-follow": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "head_follow": "pi"},
     "pdm-follow": {"pdm_kwargs": {}, "head_follow": "pi"},
+    # Fifteenth round: each layer stops stepping on a rollout once its output has moved this far (max_feature_move).
+    "pdm-move0.05": {"pdm_kwargs": {"max_feature_move": 0.05}},
+    "pdm-move0.1": {"pdm_kwargs": {"max_feature_move": 0.1}},
     # And with the actor trunk fixed at its random initialisation, the critic trunk learning.
     "pdm-w256-hnorm-frozen-actor": {
         "pdm_kwargs": {},
