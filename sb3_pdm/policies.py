@@ -260,9 +260,7 @@ class PDMActorCriticMixin:
             for layer in layers:
                 layer.begin_rollout()
         fixed = [
-            layer
-            for layer in counted
-            if layer.config.local_epochs is not None and signals.epoch >= layer.config.local_epochs
+            layer for layer in counted if layer.config.local_epochs is not None and signals.epoch >= layer.config.local_epochs
         ]
         with _held_fixed(fixed):
             if not guided:
