@@ -241,3 +241,14 @@ def test_max_feature_move_counts_held_steps_in_the_logger_and_leaves_a2c_alone(t
     optimizer.step = lambda *args, **kwargs: steps.append(1) or step(*args, **kwargs)
     model.learn(64, callback=PDMCallback())
     assert len(steps) == 8  # 8 rollouts of 8 steps
+
+
+def test_max_feature_move_applies_after_a_load(tmp_path):
+    model = _cartpole_ppo(n_epochs=3, pdm_kwargs=dict(max_feature_move=1e-9), rollout_buffer_class=PDMRolloutBuffer)
+    model.learn(64)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", env=model.get_env())
+    assert loaded.policy.pdm_config.max_feature_move == 1e-9
+    counter = _StepsPerEpoch(loaded)
+    loaded.learn(64, reset_num_timesteps=False)
+    assert counter.steps == {0: 1}
