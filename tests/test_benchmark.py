@@ -200,6 +200,8 @@ LOCAL_EPOCHS_5 = (
     "pdm-follow",
     "pdm-move0.05",
     "pdm-move0.1",
+    "pdm-hnorm-move0.05",
+    "pdm-w256-hnorm-move0.05",
 )
 
 

@@ -129,6 +129,13 @@ METHODS: dict[str, dict[str, Any]] = {
     # Fifteenth round: each layer stops stepping on a rollout once its output has moved this far (max_feature_move).
     "pdm-move0.05": {"pdm_kwargs": {"max_feature_move": 0.05}},
     "pdm-move0.1": {"pdm_kwargs": {"max_feature_move": 0.1}},
+    # And with standardised head inputs, at 64 and 256 units: features held still enough for those heads?
+    "pdm-hnorm-move0.05": {"pdm_kwargs": {"max_feature_move": 0.05}, "head_input_norm_rate": 0.01},
+    "pdm-w256-hnorm-move0.05": {
+        "pdm_kwargs": {"max_feature_move": 0.05},
+        "net_arch": [256, 256],
+        "head_input_norm_rate": 0.01,
+    },
     # And with the actor trunk fixed at its random initialisation, the critic trunk learning.
     "pdm-w256-hnorm-frozen-actor": {
         "pdm_kwargs": {},
