@@ -24,7 +24,8 @@ from sb3_contrib import TRPO, MaskablePPO, RecurrentPPO
 from sb3_contrib.common.envs import InvalidActionEnvDiscrete
 from stable_baselines3 import A2C, PPO
 
-from sb3_pdm import PDMCallback, PDMPolicy
+from sb3_pdm import PDMCallback, PDMConfig, PDMPolicy
+from sb3_pdm.benchmark.runner import RunSpec, make_model
 from sb3_pdm.contrib import MaskablePDMPolicy, PDMMaskableRolloutBuffer
 from sb3_pdm.guidance import GuidanceSignals, attach_signals
 from sb3_pdm.layers import pdm_layers
@@ -87,6 +88,20 @@ def test_entries_copy_the_zoo_and_build(algo, tmp_path):
         assert [type(callback) for callback in manager.callbacks] == [PDMCallback]
         model.env.close()
     assert any(entry["policy"] == "sb3_pdm.CnnPDMPolicy" for entry in entries.values()) == (algo == "ppo")
+
+
+@pytest.mark.parametrize("env_id, method", [("CartPole-v1", "pdm-linlr-a3e5"), ("LunarLander-v3", "pdm-move0.05")])
+def test_tuned_entries_are_the_benchmark_methods_their_comments_name(env_id, method):
+    with open(CONF["ppo"]) as file:
+        text = file.read()
+    entry = yaml.safe_load(text)[env_id]
+    policy_kwargs = eval(entry["policy_kwargs"], {"dict": dict, "nn": th.nn})
+    model, _, _, _ = make_model(RunSpec(env_id, "ppo", method, 0, budget=64))
+    assert PDMConfig(**policy_kwargs["pdm_kwargs"]) == model.policy.pdm_config
+    assert policy_kwargs.get("actor_pdm_kwargs") == model.policy.actor_pdm_kwargs
+    assert policy_kwargs["value_norm_rate"] == model.policy.value_norm_rate
+    # The entry's comment names the method whose benchmark rows it reports.
+    assert f"`{method}`" in text.split(f"\n{env_id}:")[0].rsplit("# Origin", 1)[1]
 
 
 # --- rl_zoo3's own scripts with the files -------------------------------------------------------------------------
