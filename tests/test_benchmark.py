@@ -132,6 +132,11 @@ def test_targets_table():
     )
     assert "| no control run | met: 1.000 x |" in lines["Free ppo 1,000"]
     assert "Std target: met on 2 of 4 settings" in targets(rows)
+    # Where the control is not a target, its separation is shown as such.
+    outside = {line.split(" | ")[0][2:]: line for line in targets(rows, control_envs=("Good",)).splitlines()}
+    assert "| met: 80.0 > 30.0 |" in outside["Good ppo 1,000"]
+    assert "| not a target: not above: IQM below the control's (100.0 against 200.0) |" in outside["Bad ppo 1,000"]
+    assert "| not a target: no control run |" in outside["Free ppo 1,000"]
 
 
 def test_iqm_and_bad_arguments():
