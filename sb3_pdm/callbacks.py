@@ -43,7 +43,8 @@ def record_diagnostics(policy: nn.Module, logger: Logger, layers: list[tuple[str
     """
     for name, layer in named_layers(policy) if layers is None else layers:
         stats = layer.pop_diagnostics()
-        if stats["updates"] == 0 and stats["skipped"] == 0 and not stats.get("held"):
+        # A held layer took its rollout's first step: "updates" covers max_feature_move too.
+        if stats["updates"] == 0 and stats["skipped"] == 0:
             continue
         logger.record(f"pdm/{name}/loss", stats["loss"])
         logger.record(f"pdm/{name}/feature_scale", stats["feature_scale"])

@@ -88,9 +88,8 @@ class PDMLayer(nn.Module):
         self._input_weight = th.zeros(())
         # initial_feature_target: the parameters before the first local step (after any initialisation by the policy).
         self._initial_parameters: list[th.Tensor] | None = None
-        # max_feature_move: whether the next local step starts a rollout (set by begin_rollout), and the parameters at
-        # the rollout's first local step; None when no rollout was announced, and then no limit applies.
-        self._rollout_pending = False
+        # max_feature_move: the parameters when the current rollout was announced (begin_rollout), before its first
+        # local step; None when no rollout was announced, and then no limit applies.
         self._rollout_parameters: list[th.Tensor] | None = None
         self._reset_diagnostics()
 
@@ -119,21 +118,17 @@ class PDMLayer(nn.Module):
 
     def begin_rollout(self) -> None:
         """
-        Announce a new rollout (``max_feature_move``): the parameters at the next local step become the start the
-        layer's move on this rollout is measured from.
+        Announce a new rollout, before its first training pass (``max_feature_move``; nothing otherwise): the current
+        parameters become the start the layer's move on this rollout is measured from.
         """
-        self._rollout_pending = True
+        if self.config.max_feature_move is not None:
+            self._rollout_parameters = [parameter.detach().clone() for parameter in self.parameters()]
 
     def _moved_too_far(self, x: th.Tensor, output: th.Tensor) -> bool:
         """
         ``max_feature_move``: whether the layer's output on ``x`` (``output``, from its current parameters) has moved
-        further than the limit from its output with the parameters of the rollout's first local step. Takes the
-        snapshot at that first step.
+        further than the limit from its output with the parameters of the rollout's start (:meth:`begin_rollout`).
         """
-        if self._rollout_pending:
-            self._rollout_pending = False
-            self._rollout_parameters = [parameter.detach().clone() for parameter in self.parameters()]
-            return False
         if self._rollout_parameters is None:
             return False
         with th.no_grad():

@@ -245,11 +245,10 @@ class PDMActorCriticMixin:
         signals = read_signals(obs)
         value_head = normalized_value_head(self.value_net)
         guided = [layer for layer in layers if layer.config.guidance_coef > 0]
-        counted = [
-            layer for layer in layers if layer.config.local_epochs is not None or layer.config.max_feature_move is not None
-        ]
+        counted = [layer for layer in layers if layer.config.local_epochs is not None]
+        limited = any(layer.config.max_feature_move is not None for layer in layers)
         if signals is None:
-            if value_head is not None or guided or counted:
+            if value_head is not None or guided or counted or limited:
                 self._warn_missing_signals()
             yield
             return
@@ -259,9 +258,7 @@ class PDMActorCriticMixin:
             self._pdm_rollout = signals.rollout
             for layer in layers:
                 layer.begin_rollout()
-        fixed = [
-            layer for layer in counted if layer.config.local_epochs is not None and signals.epoch >= layer.config.local_epochs
-        ]
+        fixed = [layer for layer in counted if signals.epoch >= layer.config.local_epochs]  # type: ignore[operator]
         with _held_fixed(fixed):
             if not guided:
                 yield
