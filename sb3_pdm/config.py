@@ -109,12 +109,14 @@ class PDMConfig:
         are standardised. An experiment (``docs/benchmark.md``).
     :param max_feature_move: A trust region for each layer per rollout. Before each local step the layer compares its
         output on the minibatch with the output it would give with the parameters it had at its first local step on
-        this rollout; once the median over its units of the move, ``rms(f - f_start) / std(f_start)`` over the
-        samples, exceeds ``max_feature_move``, the layer takes no more local steps on this rollout (counted as
-        ``held`` in :meth:`~sb3_pdm.layers.PDMLayer.pop_diagnostics`). The first step of a rollout always happens, so
-        A2C (one step per rollout) is unaffected. Rollouts are told apart by the PDM rollout buffers; without them the
-        limit does not apply. ``None`` (default): no limit. An experiment (``docs/benchmark.md``, fifteenth round):
-        a PPO rollout of many minibatches moves a PDM trunk far further than backprop moves its own.
+        this rollout; where the median over its units of the move, ``rms(f - f_start) / std(f_start)`` over the
+        samples, exceeds ``max_feature_move``, the layer skips that step (counted as ``held`` in
+        :meth:`~sb3_pdm.layers.PDMLayer.pop_diagnostics`). Each step is checked on its own minibatch, so a layer past
+        the limit steps again where a minibatch measures a smaller move: a soft ceiling, not a latch. The first step
+        of a rollout always happens, so A2C (one step per rollout) is unaffected. Rollouts are told apart by the PDM
+        rollout buffers; without them the limit does not apply. ``None`` (default): no limit. An experiment
+        (``docs/benchmark.md``, fifteenth round): a PPO rollout of many minibatches moves a PDM trunk far further than
+        backprop moves its own.
     :param local_learning: ``False`` keeps the layers at their initial (random) parameters: the frozen-random-features
         control with ``pdm_kwargs``, or, with ``actor_pdm_kwargs=dict(local_learning=False)``, a fixed random actor
         trunk beside a locally learning critic trunk. The actor trunk's local steps change the policy outside PPO's

@@ -371,6 +371,26 @@ def test_max_feature_move_holds_the_layer_once_its_output_moved_on_the_rollout()
     assert not all_equal(before, pdm_params(layer))
 
 
+def test_max_feature_move_checks_each_step_and_does_not_latch():
+    """A held layer steps again, on the same rollout, once a minibatch measures a move under the limit."""
+    th.manual_seed(0)
+    layer = PDMLinear(4, 8, config=PDMConfig(local_lr=1e-2, guidance_coef=0.0, max_feature_move=0.05))
+    x = th.randn(32, 4)
+    layer.train()
+    layer.begin_rollout()
+    for _ in range(200):
+        layer(x)
+    assert layer.pop_diagnostics()["held"] > 0
+    # Back at the rollout's start (no new rollout announced), the move measures 0: the next step happens.
+    with th.no_grad():
+        for parameter, start in zip(layer.parameters(), layer._rollout_parameters):
+            parameter.copy_(start)
+    before = pdm_params(layer)
+    layer(x)
+    assert not all_equal(before, pdm_params(layer))
+    assert layer.pop_diagnostics()["held"] == 0
+
+
 def test_max_feature_move_does_not_apply_without_rollouts_and_is_off_by_default():
     th.manual_seed(0)
     x = th.randn(32, 4)

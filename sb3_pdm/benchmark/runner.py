@@ -126,7 +126,7 @@ METHODS: dict[str, dict[str, Any]] = {
     },
     "pdm-hnorm-follow": {"pdm_kwargs": {}, "head_input_norm_rate": 0.01, "head_follow": "pi"},
     "pdm-follow": {"pdm_kwargs": {}, "head_follow": "pi"},
-    # Fifteenth round: each layer stops stepping on a rollout once its output has moved this far (max_feature_move).
+    # Fifteenth round: each layer skips its local steps on a rollout while its output has moved further (max_feature_move).
     "pdm-move0.05": {"pdm_kwargs": {"max_feature_move": 0.05}},
     "pdm-move0.1": {"pdm_kwargs": {"max_feature_move": 0.1}},
     # And with standardised head inputs, at 64 and 256 units: features held still enough for those heads?
