@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch as th
 
 from sb3_pdm import InputNormalizedHead, NormalizedValueHead, PDMConfig
 from sb3_pdm.benchmark.__main__ import main, parse_args
@@ -39,6 +40,9 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
         assert all(key in row for key in keys)
     record = json.loads((tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json").read_text())
     assert len(record["curve"]) >= 2 and record["timesteps"] >= 128
+    # What per-seed curves depend on besides the spec: the machine and the package versions.
+    assert record["environment"]["PyTorch"] == th.__version__ and record["environment"]["CPU"]
+    assert {"Stable-Baselines3", "Gymnasium", "Numpy", "sb3-contrib"} <= set(record["environment"])
     assert (tmp_path / "curves_CartPole-v1_ppo.png").exists() and (tmp_path / "summary.md").exists()
     text = readme.read_text()
     assert "old" not in text and "| CartPole-v1 | ppo | pdm |" in text and text.endswith("end\n")

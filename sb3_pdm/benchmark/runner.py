@@ -2,9 +2,11 @@
 
 import json
 import os
+import platform
 import threading
 import time
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.utils import get_system_info
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sb3_pdm.benchmark.zoo_hyperparams import algo_kwargs, normalize_kwargs, zoo_entry
@@ -304,9 +307,38 @@ def exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_environment() -> dict[str, str]:
+    """
+    What a run's numbers depend on besides its spec and the code: SB3's system info (OS, Python, SB3, PyTorch, NumPy,
+    Gymnasium...), the CPU model and the versions of the other packages in the loop. Per-seed curves repeat on one
+    machine with one set of packages, not necessarily on another (``benchmarks/prototype/reproducibility.txt``).
+    """
+    info = {key: str(value) for key, value in get_system_info(print_info=False)[0].items()}
+    info["CPU"] = _cpu_model()
+    for package in ("sb3-contrib", "rl-zoo3", "box2d", "sb3-pdm"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = "not installed"
+    return info
+
+
 def run(spec: RunSpec, out_dir: str) -> dict[str, Any]:
     """
-    Train and evaluate one run; write ``evaluations.json`` (curve, final return, timing) into its folder.
+    Train and evaluate one run; write ``evaluations.json`` (curve, final return, timing, the machine and package
+    versions of :func:`run_environment`) into its folder.
 
     :param spec: The run.
     :param out_dir: Root folder of the runs; the run writes into ``out_dir/spec.name``.
@@ -328,6 +360,7 @@ def run(spec: RunSpec, out_dir: str) -> dict[str, Any]:
         final=evaluation.rows[-1]["mean"],
         train_seconds=train_seconds,
         sec_per_1k_steps=1000.0 * train_seconds / model.num_timesteps,
+        environment=run_environment(),
     )
     folder = os.path.join(out_dir, spec.name)
     os.makedirs(folder, exist_ok=True)
