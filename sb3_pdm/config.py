@@ -114,9 +114,9 @@ class PDMConfig:
         :meth:`~sb3_pdm.layers.PDMLayer.pop_diagnostics`). Each step is checked on its own minibatch, so a layer past
         the limit steps again where a minibatch measures a smaller move: a soft ceiling, not a latch. The first step
         of a rollout always happens, so A2C (one step per rollout) is unaffected. Rollouts are told apart by the PDM
-        rollout buffers; without them the limit does not apply. ``None`` (default): no limit. An experiment
-        (``docs/benchmark.md``, fifteenth round): a PPO rollout of many minibatches moves a PDM trunk far further than
-        backprop moves its own.
+        rollout buffers; without them the limit does not apply. ``None``: no limit. Default 0.1 since the sixteenth
+        round of ``docs/benchmark.md`` (``None`` before): without it a PPO rollout of many minibatches moves a PDM
+        trunk far further than backprop moves its own.
     :param local_learning: ``False`` keeps the layers at their initial (random) parameters: the frozen-random-features
         control with ``pdm_kwargs``, or, with ``actor_pdm_kwargs=dict(local_learning=False)``, a fixed random actor
         trunk beside a locally learning critic trunk. The actor trunk's local steps change the policy outside PPO's
@@ -137,7 +137,7 @@ class PDMConfig:
     decorrelation_coef: float = 0.0
     input_norm_rate: float | None = None
     initial_feature_target: bool = False
-    max_feature_move: float | None = None
+    max_feature_move: float | None = 0.1
     local_learning: bool = True
 
     def __post_init__(self) -> None:

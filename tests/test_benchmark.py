@@ -177,6 +177,7 @@ def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
 #: Methods measured since local_epochs=5 became the default (or pinning their own local_epochs).
 LOCAL_EPOCHS_5 = (
     "pdm",
+    "pdm-nolimit",
     "frozen",
     "pdm-a3e5",
     "pdm-ep1",
@@ -223,6 +224,16 @@ def test_methods_measured_before_local_epochs_5_pin_every_epoch(method):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
     assert all(layer.config.local_epochs is None for layer in pdm_layers(model.policy))
     assert PDMConfig().local_epochs == 5
+
+
+@pytest.mark.parametrize("method", [m for m, spec in METHODS.items() if "pdm_kwargs" in spec])
+def test_methods_measured_before_the_move_limit_keep_it_off(method):
+    """Since the sixteenth round ``max_feature_move=0.1`` is a default; the methods run before it pin ``None``."""
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
+    expected = {"pdm": 0.1, "frozen": 0.1, "pdm-move0.05": 0.05, "pdm-hnorm-move0.05": 0.05}
+    expected.update({"pdm-move0.1": 0.1, "pdm-w256-hnorm-move0.05": 0.05})
+    assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
+    assert PDMConfig().max_feature_move == 0.1
 
 
 @pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])
@@ -281,16 +292,18 @@ def test_head_norm_methods_standardize_both_heads(method, frozen, options):
     assert isinstance(policy.action_net, InputNormalizedHead) and isinstance(policy.value_net, InputNormalizedHead)
     assert isinstance(policy.value_net.head, NormalizedValueHead)
     layers = pdm_layers(policy)
-    assert all(layer.config == PDMConfig(**options) for layer in layers)
+    # Methods of the ninth round: run before the move limit became a default, they keep it off.
+    assert all(layer.config == PDMConfig(max_feature_move=None, **options) for layer in layers)
     assert all(layer.local_learning != frozen for layer in layers)
     plain, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
     assert not isinstance(plain.policy.action_net, InputNormalizedHead)
 
 
-@pytest.mark.parametrize("method, coef", [("pdm", 0.0), ("pdm-decor", 1.0), ("pdm-decor-0.1", 0.1)])
-def test_decorrelation_methods_set_every_layer(method, coef):
+@pytest.mark.parametrize("method, coef, move", [("pdm", 0.0, 0.1), ("pdm-decor", 1.0, None), ("pdm-decor-0.1", 0.1, None)])
+def test_decorrelation_methods_set_every_layer(method, coef, move):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
-    assert all(layer.config == PDMConfig(decorrelation_coef=coef) for layer in pdm_layers(model.policy))
+    expected = PDMConfig(decorrelation_coef=coef, max_feature_move=move)
+    assert all(layer.config == expected for layer in pdm_layers(model.policy))
 
 
 def _running(pid: int) -> bool:

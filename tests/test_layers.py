@@ -391,10 +391,15 @@ def test_max_feature_move_checks_each_step_and_does_not_latch():
     assert layer.pop_diagnostics()["held"] == 0
 
 
-def test_max_feature_move_does_not_apply_without_rollouts_and_is_off_by_default():
+def test_max_feature_move_does_not_apply_without_rollouts():
     th.manual_seed(0)
     x = th.randn(32, 4)
-    for config in (PDMConfig(local_lr=1e-2, guidance_coef=0.0, max_feature_move=1e-6), PDMConfig(local_lr=1e-2)):
+    configs = (
+        PDMConfig(local_lr=1e-2, guidance_coef=0.0, max_feature_move=1e-6),
+        PDMConfig(local_lr=1e-2),  # the default limit, 0.1
+        PDMConfig(local_lr=1e-2, max_feature_move=None),
+    )
+    for config in configs:
         layer = PDMLinear(4, 8, config=config)
         layer.train()
         for _ in range(20):
