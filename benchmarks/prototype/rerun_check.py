@@ -29,12 +29,13 @@ def main() -> None:
             print(f"{env} {algo} {method} {seed}: no committed run of {committed_method}")
             continue
         with open(path) as file:
-            rerun = [round(point["mean"], 1) for point in json.load(file)["curve"]]
+            rerun = [(point["timesteps"], point["mean"], point["std"]) for point in json.load(file)["curve"]]
         with open(reference) as file:
-            committed = [round(point["mean"], 1) for point in json.load(file)["curve"]]
+            committed = [(point["timesteps"], point["mean"], point["std"]) for point in json.load(file)["curve"]]
+        # Equal: every evaluation's step, mean and std, to the last digit written.
         print(f"{env} {algo} {method} {seed} (committed: {committed_method}): equal={rerun == committed}")
-        print(f"  rerun     {rerun[:5]}")
-        print(f"  committed {committed[:5]}")
+        print(f"  rerun     {[round(mean, 1) for _, mean, _ in rerun[:5]]}")
+        print(f"  committed {[round(mean, 1) for _, mean, _ in committed[:5]]}")
 
 
 if __name__ == "__main__":
