@@ -75,3 +75,14 @@ def test_policy_save_and_load(tmp_path):
     assert all_equal(pdm_params(model.policy), pdm_params(policy))
     obs = np.stack([model.observation_space.sample() for _ in range(5)])
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], policy.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("move", [None, 0.05])
+def test_saved_config_survives_a_change_of_defaults(tmp_path, move):
+    """The whole PDMConfig is saved: a model saved without the move limit (the default before 0.1) keeps it off."""
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8], pdm_kwargs=dict(max_feature_move=move)), n_steps=32)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model")
+    assert loaded.policy.pdm_config.max_feature_move == move
+    assert all(layer.config.max_feature_move == move for layer in loaded.policy.modules() if isinstance(layer, PDMLayer))
+    assert PPO(PDMPolicy, "CartPole-v1", n_steps=32).policy.pdm_config.max_feature_move == 0.1
