@@ -89,8 +89,10 @@ class PDMLayer(nn.Module):
         # initial_feature_target: the parameters before the first local step (after any initialisation by the policy).
         self._initial_parameters: list[th.Tensor] | None = None
         # max_feature_move: the parameters when the current rollout was announced (begin_rollout), before its first
-        # local step; None when no rollout was announced, and then no limit applies.
+        # local step; None when no rollout was announced, and then no limit applies. Until that first step the layer
+        # is still at them, so its check needs no forward (A2C takes no other step).
         self._rollout_parameters: list[th.Tensor] | None = None
+        self._at_rollout_start = False
         self._reset_diagnostics()
 
     def _build_optimizer(self) -> None:
@@ -123,12 +125,17 @@ class PDMLayer(nn.Module):
         """
         if self.config.max_feature_move is not None:
             self._rollout_parameters = [parameter.detach().clone() for parameter in self.parameters()]
+            self._at_rollout_start = True
 
     def _moved_too_far(self, x: th.Tensor, output: th.Tensor) -> bool:
         """
         ``max_feature_move``: whether the layer's output on ``x`` (``output``, from its current parameters) has moved
         further than the limit from its output with the parameters of the rollout's start (:meth:`begin_rollout`).
         """
+        if self._at_rollout_start:
+            # The step this check precedes is the rollout's first: the move is 0.
+            self._at_rollout_start = False
+            return False
         if self._rollout_parameters is None:
             return False
         with th.no_grad():
