@@ -85,6 +85,8 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
         the heads read the features as they are.
     :param head_follow: Heads that follow their trunk's local steps (``"pi"``, ``"vf"`` or both in a list), as in
         :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads do not follow.
+    :param action_code: How the actor trunk's guidance codes a discrete action: ``"onehot"`` (default) or
+        ``"centered"`` (minus ``1 / n``), as in :class:`sb3_pdm.PDMPolicy`.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

@@ -34,6 +34,8 @@ from sb3_pdm.trunks import PDMMlpExtractor
 
 #: Default hidden widths of the actor and critic trunks.
 DEFAULT_NET_ARCH = dict(pi=[64, 64], vf=[64, 64])
+#: Codes of discrete actions in the actor trunk's guidance signal (policy option ``action_code``).
+ACTION_CODES = ("onehot", "centered")
 
 _SUPPORTED_ACTIONS = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 _PDM_EXTRACTORS = (PDMMlpFeaturesExtractor, PDMNatureCNN, PDMCombinedExtractor)
@@ -88,9 +90,13 @@ class PDMActorCriticMixin:
         actor_pdm_kwargs: dict[str, Any] | None = None,
         head_input_norm_rate: float | dict[str, float] | None = None,
         head_follow: str | list[str] | None = None,
+        action_code: str = "onehot",
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
+        if action_code not in ACTION_CODES:
+            raise ValueError(f"action_code must be one of {', '.join(map(repr, ACTION_CODES))}, got {action_code!r}")
+        self.action_code = action_code
         if actor_pdm_kwargs is not None and not isinstance(actor_pdm_kwargs, dict):
             raise TypeError(f"actor_pdm_kwargs must be a dict of PDMConfig options or None, got {actor_pdm_kwargs!r}")
         self.actor_pdm_kwargs = actor_pdm_kwargs
@@ -205,6 +211,7 @@ class PDMActorCriticMixin:
             actor_pdm_kwargs=self.actor_pdm_kwargs,
             head_input_norm_rate=self.head_input_norm_rate,
             head_follow=self.head_follow,
+            action_code=self.action_code,
         )
         return data
 
@@ -212,17 +219,20 @@ class PDMActorCriticMixin:
 
     def _actor_signal(self, signals: GuidanceSignals, standardize: bool = True) -> th.Tensor:
         """
-        Advantage-weighted action code: states where an action helped lie apart from where it hurt.
+        Advantage-weighted action code: states where an action helped lie apart from where it hurt. With
+        ``action_code="centered"`` a discrete action's one-hot code is taken minus ``1 / n`` (per block for
+        MultiDiscrete), so that an action that hurt points towards the others.
 
         :param signals: The minibatch's signals.
         :param standardize: Advantages standardised over the minibatch (else raw, for ``normalization="running"``).
         """
         actions = signals.actions
+        centered = self.action_code == "centered"
         if isinstance(self.action_space, spaces.Discrete):
-            code = F.one_hot(actions.long().flatten(), int(self.action_space.n)).float()
+            code = _one_hot(actions.long().flatten(), int(self.action_space.n), centered)
         elif isinstance(self.action_space, spaces.MultiDiscrete):
             columns = actions.long().reshape(len(actions), -1).unbind(dim=1)
-            code = th.cat([F.one_hot(col, int(n)).float() for col, n in zip(columns, self.action_space.nvec)], dim=1)
+            code = th.cat([_one_hot(col, int(n), centered) for col, n in zip(columns, self.action_space.nvec)], dim=1)
         elif isinstance(self.action_space, spaces.MultiBinary):
             code = 2.0 * actions.float().reshape(len(actions), -1) - 1.0
         else:
@@ -345,6 +355,12 @@ def _spread(signals: th.Tensor) -> th.Tensor:
     return signals.var(dim=0, unbiased=False).sum().sqrt()
 
 
+def _one_hot(actions: th.Tensor, n: int, centered: bool) -> th.Tensor:
+    """One-hot codes of ``n`` discrete actions; ``centered``: minus ``1 / n``, their mean under a uniform choice."""
+    code = F.one_hot(actions, n).float()
+    return code - 1.0 / n if centered else code
+
+
 def _standardize(values: th.Tensor) -> th.Tensor:
     values = values.float()
     return (values - values.mean()) / (values.std(unbiased=False) + 1e-8)
@@ -387,6 +403,11 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         through the head only, under the algorithm's own step limits (PPO's clip), not by the trunk's local steps. It
         costs one more pass of the trunk and a ``(d + 1) x (d + 1)`` solve per training pass. The correction uses the
         head's own (detached) inputs; no gradient reaches a hidden layer. ``None`` (default): the heads do not follow.
+    :param action_code: How the actor trunk's guidance codes a discrete action (Discrete, MultiDiscrete) before
+        weighting it by the advantage: ``"onehot"`` (default) or ``"centered"``, the one-hot code minus ``1 / n``.
+        With one-hot codes, "this action helped" and "the other action hurt" lie far apart though both favour the same
+        action; centred, they lie close (on two actions, at the same point). MultiBinary (``2a - 1``) and Box codes are
+        the same either way.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

@@ -112,14 +112,14 @@ def test_guidance_signal_per_trunk_role():
     assert all_equal(before, pdm_params(model.policy))
 
 
-def _first_layers_guidance(pdm_kwargs, actor_pdm_kwargs):
+def _first_layers_guidance(pdm_kwargs, actor_pdm_kwargs, **extra_policy_kwargs):
     """
     One training forward pass of a PPO PDMPolicy on CartPole with known signals; what the first critic and actor layers
     received: ``{name: (signal, spread)}``, with the returns, advantages and actions.
     """
     from sb3_pdm.guidance import GuidanceSignals, attach_signals
 
-    policy_kwargs = dict(pdm_kwargs=pdm_kwargs, actor_pdm_kwargs=actor_pdm_kwargs)
+    policy_kwargs = dict(pdm_kwargs=pdm_kwargs, actor_pdm_kwargs=actor_pdm_kwargs, **extra_policy_kwargs)
     model = PPO(PDMPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0, policy_kwargs=policy_kwargs)
     model.policy.set_training_mode(True)
     obs, returns, advantages = th.randn(32, 4), 50.0 + 10.0 * th.randn(32), 3.0 * th.randn(32)
@@ -146,6 +146,53 @@ def test_running_normalization_layers_get_raw_signals():
     standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
     expected = standardized[:, None] * th.nn.functional.one_hot(actions, 2).float()
     assert th.allclose(received["policy_net.0"][0], expected, atol=1e-5)
+
+
+def test_centered_action_code_makes_a_helpful_action_and_a_harmful_other_one_agree():
+    model, received, _, advantages, actions = _first_layers_guidance({}, None, action_code="centered")
+    standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
+    expected = standardized[:, None] * (th.nn.functional.one_hot(actions, 2).float() - 0.5)
+    signal = received["policy_net.0"][0]
+    assert th.allclose(signal, expected, atol=1e-5)
+    # On two actions the code is one direction: "0 helped" and "1 hurt" by as much are the same point, where one-hot
+    # codes put them sqrt(2) * |advantage| apart.
+    helped_0 = model.policy._actor_signal(_signals(advantages=[1.0, -1.0], actions=[0, 1]), standardize=False)
+    assert th.equal(helped_0[0], helped_0[1])
+    model.policy.action_code = "onehot"
+    onehot = model.policy._actor_signal(_signals(advantages=[1.0, -1.0], actions=[0, 1]), standardize=False)
+    assert th.allclose((onehot[0] - onehot[1]).norm(), th.tensor(2.0).sqrt())
+    # The critic trunk's signal does not change.
+    _, onehot_received, returns, _, _ = _first_layers_guidance({}, None)
+    assert th.equal(received["value_net.0"][0], onehot_received["value_net.0"][0])
+
+
+def _signals(advantages, actions):
+    from sb3_pdm.guidance import GuidanceSignals
+
+    n = len(advantages)
+    return GuidanceSignals(th.zeros(n), th.tensor(advantages), th.tensor(actions, dtype=th.float32)[:, None])
+
+
+def test_centered_action_code_centres_each_multidiscrete_block_and_leaves_box_alone():
+    from gymnasium import spaces
+
+    policy = PDMPolicy(spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 3]), lambda _: 3e-4, action_code="centered")
+    signals = _signals(advantages=[2.0], actions=[0])
+    signals = type(signals)(signals.returns, signals.advantages, th.tensor([[1.0, 2.0]]))
+    expected = 2.0 * th.tensor([[-0.5, 0.5, -1 / 3, -1 / 3, 2 / 3]])
+    assert th.allclose(policy._actor_signal(signals, standardize=False), expected)
+    box = {
+        code: PDMPolicy(spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)), lambda _: 3e-4, action_code=code)
+        for code in ("onehot", "centered")
+    }
+    signals = type(signals)(signals.returns, signals.advantages, th.tensor([[0.3, -0.7]]))
+    assert th.equal(box["onehot"]._actor_signal(signals, False), box["centered"]._actor_signal(signals, False))
+
+
+@pytest.mark.parametrize("value", ["centred", "one-hot", None, 1])
+def test_bad_action_code_raises_naming_the_parameter(value):
+    with pytest.raises(ValueError, match="action_code must be one of 'onehot', 'centered'"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(action_code=value), device="cpu")
 
 
 def test_guidance_gate_gets_the_spread_of_the_raw_signals():

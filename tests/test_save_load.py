@@ -86,3 +86,9 @@ def test_saved_config_survives_a_change_of_defaults(tmp_path, move):
     assert loaded.policy.pdm_config.max_feature_move == move
     assert all(layer.config.max_feature_move == move for layer in loaded.policy.modules() if isinstance(layer, PDMLayer))
     assert PPO(PDMPolicy, "CartPole-v1", n_steps=32).policy.pdm_config.max_feature_move == 0.1
+
+
+def test_action_code_is_saved(tmp_path):
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8], action_code="centered"), n_steps=32)
+    model.save(tmp_path / "model")
+    assert PPO.load(tmp_path / "model").policy.action_code == "centered"

@@ -180,6 +180,10 @@ for _name, _method in METHODS.items():
         _method["pdm_kwargs"] = {"max_feature_move": None, **_method["pdm_kwargs"]}
 del _name, _method
 
+# Seventeenth round, with the defaults of the sixteenth (move limit included): the actor trunk's guidance with centred
+# action codes (action_code="centered").
+METHODS["pdm-centered"] = {"pdm_kwargs": {}, "action_code": "centered"}
+
 
 @dataclass
 class RunSpec:
@@ -239,6 +243,7 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
             "actor_pdm_kwargs",
             "head_input_norm_rate",
             "head_follow",
+            "action_code",
         )
         for option in options:
             if option in method:
