@@ -8,10 +8,12 @@ parameters, and its local loss only sees its own (detached) input and output.
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch as th
 import torch.nn.functional as F
 from torch import nn
+from torch.optim import optimizer as torch_optimizer
 
 from sb3_pdm.config import PDMConfig, resolve_activation
 from sb3_pdm.objective import (
@@ -103,6 +105,21 @@ class PDMLayer(nn.Module):
             kwargs.setdefault("fused", True)
         self._lr = self.config.lr_at(1.0)
         self.optimizer = optimizer_class(self.parameters(), lr=self._lr, **kwargs)
+
+    def _optimizer_step(self) -> None:
+        """
+        One step of the layer's optimizer. Adam with the fused kernel (the default) calls the kernel directly: the same
+        update, bit for bit, as ``optimizer.step()`` (``tests/test_layers.py``), without its per-call bookkeeping, which
+        costs more than the kernel on a layer's two small tensors. Other optimizers and options, step hooks, or the first
+        step (which creates the state) go through ``optimizer.step()``.
+        """
+        arguments = _fused_adam_arguments(self.optimizer)
+        if arguments is None:
+            self.optimizer.step()
+            return
+        tensors, options = arguments
+        th._foreach_add_(tensors[-1], 1)
+        th._fused_adam_(*tensors, **options)
 
     def transform(self, x: th.Tensor) -> th.Tensor:
         """The layer's map from input to output (with gradient to its own parameters)."""
@@ -210,8 +227,11 @@ class PDMLayer(nn.Module):
             self._set_lr(self._lr * gate)
 
     def forward(self, x: th.Tensor) -> th.Tensor:
+        if not th.is_grad_enabled():
+            # Rollouts, predict and evaluation (SB3 runs them without gradient): the map alone.
+            return self.transform(x)
         x = x.detach()
-        if not (self.training and self.local_learning and th.is_grad_enabled()):
+        if not (self.training and self.local_learning):
             with th.no_grad():
                 return self.transform(x)
         n_samples = x.shape[0]
@@ -286,7 +306,7 @@ class PDMLayer(nn.Module):
                 self._n_skipped += 1
                 return
             self._backward(x, out, grad)
-            self.optimizer.step()
+            self._optimizer_step()
             self._clear_grads()
         # Kept as tensors: no host sync on the hot path, converted in pop_diagnostics().
         self._loss_sum = self._loss_sum + loss.detach()
@@ -436,7 +456,7 @@ class PDMLinear(PDMLayer):
         self._build_optimizer()
 
     def transform(self, x: th.Tensor) -> th.Tensor:
-        return self.activation(self.linear(x))
+        return self.activation(F.linear(x, self.linear.weight, self.linear.bias))
 
     def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
         weight, bias = parameters
@@ -514,6 +534,59 @@ def _activation_derivative(activation: nn.Module) -> Callable[[th.Tensor, th.Ten
         slope = activation.negative_slope
         return lambda output, grad: th.where(output > 0, grad, grad * slope)
     return None
+
+
+def _fused_adam_arguments(optimizer: th.optim.Optimizer) -> tuple[list[list[th.Tensor]], dict[str, Any]] | None:
+    """
+    The tensors and options of a direct call of ``torch._fused_adam_`` that makes the step ``optimizer.step()`` would
+    make, or ``None`` where that call does not apply: another optimizer class (AdamW included), options the direct call
+    does not cover (``amsgrad``, ``capturable``, ``differentiable``, tensor rates or betas, several parameter groups),
+    step hooks, parameters without a gradient or without state yet (the first step), or no such kernel in this torch.
+    The step counts come last in the tensors.
+    """
+    if type(optimizer) is not th.optim.Adam or not hasattr(th, "_fused_adam_") or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if not group.get("fused") or group["amsgrad"] or group["capturable"] or group["differentiable"]:
+        return None
+    if group.get("decoupled_weight_decay", False) or isinstance(group["lr"], th.Tensor):
+        return None
+    beta1, beta2 = group["betas"]
+    if isinstance(beta1, th.Tensor) or isinstance(beta2, th.Tensor):
+        return None
+    if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or _has_global_optimizer_hooks():
+        return None
+    parameters = group["params"]
+    states = [optimizer.state.get(parameter) for parameter in parameters]
+    if any(parameter.grad is None for parameter in parameters) or not all(states):
+        return None
+    tensors = [
+        parameters,
+        [parameter.grad for parameter in parameters],
+        [state["exp_avg"] for state in states],  # type: ignore[index]
+        [state["exp_avg_sq"] for state in states],  # type: ignore[index]
+        [],
+        [state["step"] for state in states],  # type: ignore[index]
+    ]
+    options = dict(
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=group["maximize"],
+        grad_scale=None,
+        found_inf=None,
+    )
+    return tensors, options
+
+
+def _has_global_optimizer_hooks() -> bool:
+    return bool(
+        getattr(torch_optimizer, "_global_optimizer_pre_hooks", None)
+        or getattr(torch_optimizer, "_global_optimizer_post_hooks", None)
+    )
 
 
 def pdm_layers(module: nn.Module) -> list[PDMLayer]:

@@ -407,3 +407,60 @@ def test_max_feature_move_does_not_apply_without_rollouts():
         stats = layer.pop_diagnostics()
         assert stats["updates"] == 20 and stats.get("held", 0) == 0
         assert ("held" in stats) == (config.max_feature_move is not None)
+
+
+def _steps(layer, n_steps=6):
+    th.manual_seed(1)
+    layer.train()
+    for _ in range(n_steps):
+        layer.set_guidance(th.randn(24, 2))
+        layer(th.randn(24, 5))
+    return layer
+
+
+@pytest.mark.parametrize(
+    "optimizer_kwargs",
+    [{}, dict(weight_decay=0.01, betas=(0.8, 0.99), eps=1e-6), dict(maximize=True)],
+)
+def test_direct_fused_adam_step_is_optimizer_step_bit_for_bit(monkeypatch, optimizer_kwargs):
+    import sb3_pdm.layers as layers_module
+
+    config = PDMConfig(local_optimizer_kwargs=optimizer_kwargs)
+    th.manual_seed(0)
+    direct, reference = PDMLinear(5, 7, config=config), PDMLinear(5, 7, config=config)
+    reference.load_state_dict(direct.state_dict())
+    calls = []
+    arguments = layers_module._fused_adam_arguments
+    monkeypatch.setattr(layers_module, "_fused_adam_arguments", lambda opt: calls.append(arguments(opt)) or calls[-1])
+    _steps(direct)
+    # All steps but the first (which creates the optimizer's state) took the direct call.
+    assert calls[0] is None and all(call is not None for call in calls[1:]) and len(calls) == 6
+    monkeypatch.setattr(layers_module, "_fused_adam_arguments", lambda opt: None)
+    _steps(reference)
+    assert all_equal(pdm_params(direct), pdm_params(reference))
+    for a, b in zip(direct.optimizer.state.values(), reference.optimizer.state.values()):
+        assert all(th.equal(a[key], b[key]) for key in ("exp_avg", "exp_avg_sq", "step"))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        PDMConfig(local_optimizer="sgd"),
+        PDMConfig(local_optimizer=th.optim.AdamW),
+        PDMConfig(local_optimizer_kwargs=dict(fused=False)),
+        PDMConfig(local_optimizer_kwargs=dict(amsgrad=True)),
+    ],
+)
+def test_other_optimizers_and_options_step_through_the_optimizer(config):
+    from sb3_pdm.layers import _fused_adam_arguments
+
+    layer = _steps(PDMLinear(5, 7, config=config))
+    assert layer._n_updates == 6 and _fused_adam_arguments(layer.optimizer) is None
+
+
+def test_optimizer_step_hooks_are_honoured():
+    layer = _steps(PDMLinear(5, 7), n_steps=2)
+    seen = []
+    layer.optimizer.register_step_post_hook(lambda optimizer, args, kwargs: seen.append(optimizer))
+    _steps(layer, n_steps=3)
+    assert len(seen) == 3
