@@ -90,7 +90,7 @@ def test_entries_copy_the_zoo_and_build(algo, tmp_path):
     assert any(entry["policy"] == "sb3_pdm.CnnPDMPolicy" for entry in entries.values()) == (algo == "ppo")
 
 
-@pytest.mark.parametrize("env_id, method", [("CartPole-v1", "pdm-linlr-a3e5"), ("LunarLander-v3", "pdm")])
+@pytest.mark.parametrize("env_id, method", [("CartPole-v1", "pdm-vnorm-decor"), ("LunarLander-v3", "pdm")])
 def test_benchmarked_entries_are_the_methods_their_comments_name(env_id, method):
     with open(CONF["ppo"]) as file:
         text = file.read()
@@ -100,6 +100,7 @@ def test_benchmarked_entries_are_the_methods_their_comments_name(env_id, method)
     assert PDMConfig(**policy_kwargs["pdm_kwargs"]) == model.policy.pdm_config
     assert policy_kwargs.get("actor_pdm_kwargs") == model.policy.actor_pdm_kwargs
     assert policy_kwargs["value_norm_rate"] == model.policy.value_norm_rate
+    assert policy_kwargs.get("head_input_norm_rate") == model.policy.head_input_norm_rate
     # The entry's comment names the method whose benchmark rows it reports.
     assert f"`{method}`" in text.split(f"\n{env_id}:")[0].rsplit("# Origin", 1)[1]
 
@@ -119,10 +120,10 @@ def test_zoo_train_then_enjoy(algo, tmp_path):
     model = SB3_CLASSES[algo].load(path, device="cpu")
     assert type(model.policy) is PDMPolicy
     if algo == "ppo":
-        # The CartPole entry's tuned options: rates decaying to 0 ("lin_"), the actor trunk's ten times slower.
-        assert model.policy.pdm_config.local_lr == "lin_3e-4"
-        assert model.policy.actor_pdm_kwargs == dict(local_lr="lin_3e-5")
-        assert model.policy.pdm_config.local_epochs is None
+        # The CartPole entry's own options: the value head's input standardised, the decorrelation term, no limit.
+        assert model.policy.head_input_norm_rate == dict(vf=0.01)
+        assert model.policy.pdm_config.decorrelation_coef == 1.0
+        assert model.policy.pdm_config.max_feature_move is None
     else:
         assert model.policy.pdm_config.local_lr == 3e-4
     if algo == "ppo":
