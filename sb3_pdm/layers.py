@@ -547,14 +547,18 @@ def _fused_adam_arguments(optimizer: th.optim.Optimizer) -> tuple[list[list[th.T
     if type(optimizer) is not th.optim.Adam or not hasattr(th, "_fused_adam_") or len(optimizer.param_groups) != 1:
         return None
     group = optimizer.param_groups[0]
-    if not group.get("fused") or group["amsgrad"] or group["capturable"] or group["differentiable"]:
+    if not group.get("fused") or any(group.get(key, True) for key in ("amsgrad", "capturable", "differentiable")):
         return None
     if group.get("decoupled_weight_decay", False) or isinstance(group["lr"], th.Tensor):
         return None
     beta1, beta2 = group["betas"]
     if isinstance(beta1, th.Tensor) or isinstance(beta2, th.Tensor):
         return None
-    if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or _has_global_optimizer_hooks():
+    # Hooks and a GradScaler's attributes: only optimizer.step() honours them.
+    hooks = [getattr(optimizer, name, None) for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")]
+    if any(hook is None or hook for hook in hooks) or _has_global_optimizer_hooks():
+        return None
+    if getattr(optimizer, "grad_scale", None) is not None or getattr(optimizer, "found_inf", None) is not None:
         return None
     parameters = group["params"]
     states = [optimizer.state.get(parameter) for parameter in parameters]

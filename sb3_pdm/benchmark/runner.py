@@ -183,6 +183,8 @@ del _name, _method
 # Seventeenth round, with the defaults of the sixteenth (move limit included): the actor trunk's guidance with centred
 # action codes (action_code="centered").
 METHODS["pdm-centered"] = {"pdm_kwargs": {}, "action_code": "centered"}
+# Nineteenth round: the current defaults with 256-256 trunks.
+METHODS["pdm-w256-move0.1"] = {"pdm_kwargs": {}, "net_arch": [256, 256]}
 
 
 @dataclass
