@@ -162,7 +162,7 @@ def test_centered_action_code_makes_a_helpful_action_and_a_harmful_other_one_agr
     onehot = model.policy._actor_signal(_signals(advantages=[1.0, -1.0], actions=[0, 1]), standardize=False)
     assert th.allclose((onehot[0] - onehot[1]).norm(), th.tensor(2.0).sqrt())
     # The critic trunk's signal does not change.
-    _, onehot_received, returns, _, _ = _first_layers_guidance({}, None)
+    _, onehot_received, _, _, _ = _first_layers_guidance({}, None)
     assert th.equal(received["value_net.0"][0], onehot_received["value_net.0"][0])
 
 
