@@ -1,6 +1,7 @@
 """Output heads of PDM policies that differ from SB3's plain linear heads."""
 
 import torch as th
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -93,7 +94,8 @@ class NormalizedValueHead(_RunningMoments):
         self.std.copy_(new_std)
 
     def forward(self, features: th.Tensor) -> th.Tensor:
-        return self.linear(features) * self.std + self.mean
+        linear = self.linear
+        return F.linear(features, linear.weight, linear.bias) * self.std + self.mean
 
 
 def check_head_input_norm_rate(rate: float) -> None:

@@ -21,7 +21,7 @@ from sb3_pdm.objective import (
     natural_target_scale,
     off_diagonal_mean,
     pairwise_distances,
-    pdm_loss_and_grad,
+    pdm_loss_grad_and_distances,
     target_distances,
 )
 
@@ -33,6 +33,26 @@ GATE_RATE = 0.001
 #: Smallest running std by which an input feature is divided (``input_norm_rate``): a near-constant feature is not
 #: blown up to the scale of the others.
 INPUT_STD_FLOOR = 0.01
+#: Attributes of a PDM layer set at every local step or rollout (never parameters, buffers or submodules).
+_PLAIN_STATE = frozenset(
+    {
+        "_guidance",
+        "_guidance_spread",
+        "_lr",
+        "_gate",
+        "_progress_driven",
+        "_rollout_parameters",
+        "_at_rollout_start",
+        "_loss_sum",
+        "_gate_sum",
+        "_n_updates",
+        "_n_skipped",
+        "_n_held",
+        "_last_output",
+    }
+)
+#: Attribute under which a tensor carries its own pairwise distances (:func:`distances_of`).
+_DISTANCES = "_pdm_distances"
 
 
 def _moving_average_step(
@@ -96,6 +116,14 @@ class PDMLayer(nn.Module):
         self._rollout_parameters: list[th.Tensor] | None = None
         self._at_rollout_start = False
         self._reset_diagnostics()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The state a layer sets at every step and rollout is plain Python state, never a parameter, buffer or submodule:
+        # set directly, without nn.Module's registration checks (about 2 us each, some 70 settings per A2C rollout).
+        if name in _PLAIN_STATE:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _build_optimizer(self) -> None:
         optimizer_class = self.config.optimizer_class
@@ -230,7 +258,11 @@ class PDMLayer(nn.Module):
         if not th.is_grad_enabled():
             # Rollouts, predict and evaluation (SB3 runs them without gradient): the map alone.
             return self.transform(x)
+        # The pairwise distances the layer before computed of its output, which this layer's target reads again.
+        known = getattr(x, _DISTANCES, None)
         x = x.detach()
+        if known is not None:
+            setattr(x, _DISTANCES, known)
         if not (self.training and self.local_learning):
             with th.no_grad():
                 return self.transform(x)
@@ -243,8 +275,11 @@ class PDMLayer(nn.Module):
         if n_samples <= self.config.max_pair_samples:
             with th.set_grad_enabled(not closed_form):
                 output = self.transform(x)
-            self._local_update(x, output, guidance)
-            return output.detach()
+            output_distances = self._local_update(x, output, guidance)
+            result = output.detach()
+            if output_distances is not None:
+                keep_distances(result, self.config.distance, output_distances)
+            return result
         # Pair bound: a random subset of samples forms the pairs, so the local cost is O(max_pair_samples^2). The
         # batch's output needs no graph: only the subset is recomputed with gradient (same gradient, less memory), or
         # read from the output where the gradient is in closed form.
@@ -256,7 +291,12 @@ class PDMLayer(nn.Module):
         self._local_update(pairs, pair_output, guidance.index_select(0, index) if guidance is not None else None)
         return output
 
-    def _local_update(self, x: th.Tensor, output: th.Tensor, guidance: th.Tensor | None) -> None:
+    def _local_update(self, x: th.Tensor, output: th.Tensor, guidance: th.Tensor | None) -> th.Tensor | None:
+        """
+        One local step (or ``local_steps``) on the batch ``x`` whose output is ``output``.
+
+        :return: The pairwise distances of ``output`` computed by the step, or ``None`` where the step was not made.
+        """
         if not self._progress_driven:
             self._progress_driven = True
             warnings.warn(
@@ -266,18 +306,19 @@ class PDMLayer(nn.Module):
             )
         if x.shape[0] < 2:
             self._n_skipped += 1
-            return
+            return None
         if self.config.max_feature_move is not None and self._moved_too_far(x, output):
             self._n_held += 1
-            return
+            return None
         if self.config.guidance_gate:
             self._update_gate()
         with th.no_grad():
             metric_input = self.initial_transform(x) if self.config.initial_feature_target else x
             if self.config.input_norm_rate is not None:
                 metric_input = self._standardized_input(metric_input)
-            input_distances = pairwise_distances(metric_input, self.config.distance)
-            guidance_distances = pairwise_distances(guidance, "euclidean") if guidance is not None else None
+            input_distances = distances_of(metric_input, self.config.distance)
+            # The layers of a trunk read the same guidance tensor: its distances are computed once.
+            guidance_distances = distances_of(guidance, "euclidean") if guidance is not None else None
             means: list[th.Tensor | None] = [None, None]
             if self.config.normalization == "running":
                 means = self._running_means(input_distances, guidance_distances)
@@ -297,14 +338,16 @@ class PDMLayer(nn.Module):
                 with th.set_grad_enabled(not self.closed_form_backward):
                     out = self.transform(x)
             # The loss's gradient with respect to the output in closed form, then back through transform only.
-            loss, grad = pdm_loss_and_grad(out, targets, self.config.distance)
+            loss, grad, distances = pdm_loss_grad_and_distances(out, targets, self.config.distance)
+            if step == 0:
+                output_distances = distances
             if self.config.decorrelation_coef > 0:
                 spread_loss, spread_grad = decorrelation_loss_and_grad(out, self.config.feature_scale**2)
                 loss = loss + self.config.decorrelation_coef * spread_loss
                 grad.add_(spread_grad, alpha=self.config.decorrelation_coef)
-            if not th.isfinite(loss):
+            if not math.isfinite(loss.item()):
                 self._n_skipped += 1
-                return
+                return None
             self._backward(x, out, grad)
             self._optimizer_step()
             self._clear_grads()
@@ -313,6 +356,7 @@ class PDMLayer(nn.Module):
         self._gate_sum += self._gate
         self._n_updates += 1
         self._last_output = output.detach()
+        return output_distances
 
     def _running_means(self, input_distances: th.Tensor, guidance_distances: th.Tensor | None) -> list[th.Tensor | None]:
         """
@@ -453,21 +497,26 @@ class PDMLinear(PDMLayer):
         super().__init__(out_features, config)
         self.linear = nn.Linear(in_features, out_features)
         self.activation = resolve_activation(activation_fn)()
+        # The activation as a plain function where torch has the same one (the module's own call costs more than
+        # tanh itself on a rollout's few samples), and its derivative from the output for the closed-form backward.
+        self._activate = _ACTIVATION_FUNCTIONS.get(type(self.activation), self.activation.__call__)
+        self._derivative = _activation_derivative(self.activation)
         self._build_optimizer()
 
     def transform(self, x: th.Tensor) -> th.Tensor:
-        return self.activation(F.linear(x, self.linear.weight, self.linear.bias))
+        linear = self.linear
+        return self._activate(F.linear(x, linear.weight, linear.bias))
 
     def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
         weight, bias = parameters
-        return self.activation(F.linear(x, weight, bias))
+        return self._activate(F.linear(x, weight, bias))
 
     @property
     def closed_form_backward(self) -> bool:
-        return _activation_derivative(self.activation) is not None
+        return self._derivative is not None
 
     def _backward(self, x: th.Tensor, output: th.Tensor, grad: th.Tensor) -> None:
-        derivative = _activation_derivative(self.activation) if self.closed_form_backward else None
+        derivative = self._derivative
         if derivative is None:
             super()._backward(x, output, grad)
             return
@@ -516,6 +565,14 @@ class PDMConv2d(PDMLayer):
     def _transform_with(self, x: th.Tensor, parameters: list[th.Tensor]) -> th.Tensor:
         weight, bias = parameters
         return self.activation(self.conv._conv_forward(x, weight, bias))
+
+
+#: Activations whose module call is exactly a torch function (``nn.Tanh`` calls ``torch.tanh``, ``nn.ReLU`` ``F.relu``).
+_ACTIVATION_FUNCTIONS: dict[type[nn.Module], Callable[[th.Tensor], th.Tensor]] = {
+    nn.Tanh: th.tanh,
+    nn.ReLU: F.relu,
+    nn.Identity: lambda x: x,
+}
 
 
 def _activation_derivative(activation: nn.Module) -> Callable[[th.Tensor, th.Tensor], th.Tensor] | None:
@@ -591,6 +648,27 @@ def _has_global_optimizer_hooks() -> bool:
         getattr(torch_optimizer, "_global_optimizer_pre_hooks", None)
         or getattr(torch_optimizer, "_global_optimizer_post_hooks", None)
     )
+
+
+def keep_distances(x: th.Tensor, distance: str, matrix: th.Tensor) -> None:
+    """Let ``x`` carry ``matrix``, its pairwise ``distance`` matrix, for :func:`distances_of` (until ``x`` changes)."""
+    if not x.is_inference():  # inference tensors have no version counter to tell a change
+        setattr(x, _DISTANCES, (x._version, distance, matrix))
+
+
+def distances_of(x: th.Tensor, distance: str) -> th.Tensor:
+    """
+    ``pairwise_distances(x, distance)``, read from ``x`` where it carries them (:func:`keep_distances`) and ``x`` has not
+    changed in place since, else computed and kept on ``x``. A layer keeps its output's distances, computed by its local
+    loss, on the output it returns: the next layer's target reads them instead of computing them again, as the layers
+    of one trunk do with the distances of their shared guidance signals.
+    """
+    known = getattr(x, _DISTANCES, None)
+    if known is not None and known[1] == distance and known[0] == x._version:
+        return known[2]
+    matrix = pairwise_distances(x, distance)
+    keep_distances(x, distance, matrix)
+    return matrix
 
 
 def pdm_layers(module: nn.Module) -> list[PDMLayer]:

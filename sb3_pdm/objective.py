@@ -132,7 +132,9 @@ def pdm_loss(output_distances: th.Tensor, targets: th.Tensor) -> th.Tensor:
     return off_diagonal_mean((output_distances - targets) ** 2)
 
 
-def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> tuple[th.Tensor, th.Tensor]:
+def pdm_loss_grad_and_distances(
+    outputs: th.Tensor, targets: th.Tensor, distance: str
+) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
     """
     The local loss ``pdm_loss(pairwise_distances(outputs, distance), targets)`` and its gradient with respect to
     ``outputs``, without building an autograd graph through the ``B x B`` distance matrix.
@@ -155,7 +157,9 @@ def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> 
     :param outputs: Batch of the layer's outputs, shape ``(B, ...)`` (its graph, if any, is not used).
     :param targets: Target distance matrix, zero diagonal.
     :param distance: One of ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"``.
-    :return: The scalar loss and its gradient, shaped like ``outputs``, both without gradient.
+    :return: The scalar loss, its gradient (shaped like ``outputs``) and the pairwise distances of ``outputs`` it
+        computed on the way (equal to ``pairwise_distances(outputs, distance)``; ``None`` for cosine), all without
+        gradient.
     """
     h = outputs.detach().flatten(start_dim=1)
     if distance == "cosine":
@@ -163,7 +167,7 @@ def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> 
             leaf = h.clone().requires_grad_(True)
             loss = pdm_loss(pairwise_distances(leaf, distance), targets)
             (grad,) = th.autograd.grad(loss, leaf)
-        return loss.detach(), grad.view_as(outputs)
+        return loss.detach(), grad.view_as(outputs), None
     with th.no_grad():
         n_pairs = h.shape[0] * (h.shape[0] - 1)
         squared = _squared_distances(h)
@@ -174,7 +178,8 @@ def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> 
             weights = (residuals / distances).masked_fill_(squared < _EPS, 0.0)
             coef = 4.0 / n_pairs
         elif distance == "sqeuclidean":
-            residuals = squared.clamp_min(0.0) - targets
+            distances = squared.clamp_min(0.0)
+            residuals = distances - targets
             weights = residuals.masked_fill(squared < 0.0, 0.0)
             coef = 8.0 / n_pairs
         else:
@@ -182,7 +187,16 @@ def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> 
         flat = residuals.view(-1)
         loss = th.dot(flat, flat) / n_pairs
         grad = th.addmm(weights.sum(dim=1, keepdim=True) * h, weights, h, beta=coef, alpha=-coef)
-    return loss, grad.view_as(outputs)
+    return loss, grad.view_as(outputs), distances
+
+
+def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The local loss ``pdm_loss(pairwise_distances(outputs, distance), targets)`` and its gradient with respect to
+    ``outputs`` (:func:`pdm_loss_grad_and_distances` without the distances).
+    """
+    loss, grad, _ = pdm_loss_grad_and_distances(outputs, targets, distance)
+    return loss, grad
 
 
 def decorrelation_loss_and_grad(outputs: th.Tensor, variance: float) -> tuple[th.Tensor, th.Tensor]:

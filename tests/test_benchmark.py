@@ -215,6 +215,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-centered",
     "pdm-w256-move0.1",
     "pdm-move0.2",
+    "pdm-guide3",
 )
 
 
@@ -235,7 +236,14 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
     expected = {"pdm": 0.1, "frozen": 0.1, "pdm-move0.05": 0.05, "pdm-hnorm-move0.05": 0.05}
     expected.update(
-        {"pdm-move0.1": 0.1, "pdm-w256-hnorm-move0.05": 0.05, "pdm-centered": 0.1, "pdm-w256-move0.1": 0.1, "pdm-move0.2": 0.2}
+        {
+            "pdm-move0.1": 0.1,
+            "pdm-w256-hnorm-move0.05": 0.05,
+            "pdm-centered": 0.1,
+            "pdm-w256-move0.1": 0.1,
+            "pdm-move0.2": 0.2,
+            "pdm-guide3": 0.1,
+        }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
     assert PDMConfig().max_feature_move == 0.1

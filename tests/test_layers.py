@@ -3,6 +3,7 @@ import torch as th
 from torch import nn
 
 from sb3_pdm import PDMConfig, PDMConv2d, PDMLinear
+from sb3_pdm.layers import distances_of, keep_distances
 from sb3_pdm.objective import pairwise_distances
 from tests.conftest import all_equal, pdm_params
 
@@ -464,3 +465,65 @@ def test_optimizer_step_hooks_are_honoured():
     layer.optimizer.register_step_post_hook(lambda optimizer, args, kwargs: seen.append(optimizer))
     _steps(layer, n_steps=3)
     assert len(seen) == 3
+
+
+def test_a_layer_passes_its_output_distances_to_the_next_and_the_steps_are_unchanged():
+    """
+    After a local step on the whole batch, a layer's output carries the pairwise distances its loss computed; the next
+    layer's target reads them instead of computing them again, and the layers of a trunk compute the distances of their
+    shared guidance once. Both steps are the same, bit for bit, as those of layers given plain copies of their inputs.
+    """
+    th.manual_seed(0)
+    first, second = PDMLinear(6, 16), PDMLinear(16, 16)
+    th.manual_seed(0)
+    first_copy, second_copy = PDMLinear(6, 16), PDMLinear(16, 16)
+    x, guidance = make_batch(n=32), make_batch(n=32, dim=2, seed=1)
+    for layer in (first, second, first_copy, second_copy):
+        layer.train()
+    first.set_guidance(guidance)
+    second.set_guidance(guidance)
+    for _ in range(3):
+        output = first(x)
+        assert th.equal(distances_of(output, "euclidean"), pairwise_distances(output, "euclidean"))
+        second(output)
+        # The copies get fresh tensors, which carry no distances.
+        first_copy.set_guidance(guidance.clone())
+        second_copy.set_guidance(guidance.clone())
+        second_copy(first_copy(x.clone()).clone())
+    assert all(th.equal(a, b) for a, b in zip(params_of(first), params_of(first_copy)))
+    assert all(th.equal(a, b) for a, b in zip(params_of(second), params_of(second_copy)))
+    assert not all(th.equal(a, b) for a, b in zip(params_of(second), params_of(PDMLinear(16, 16))))
+
+
+def test_carried_distances_are_dropped_when_the_tensor_changes_or_another_distance_is_asked():
+    x = make_batch(n=8)
+    fake = th.zeros(8, 8)
+    keep_distances(x, "euclidean", fake)
+    assert distances_of(x, "euclidean") is fake
+    assert th.equal(distances_of(x, "sqeuclidean"), pairwise_distances(x, "sqeuclidean"))
+    keep_distances(x, "euclidean", fake)
+    x.mul_(2.0)
+    assert th.equal(distances_of(x, "euclidean"), pairwise_distances(x, "euclidean"))
+    with th.inference_mode():
+        frozen = make_batch(n=8)
+    keep_distances(frozen, "euclidean", fake)
+    assert th.equal(distances_of(frozen, "euclidean"), pairwise_distances(frozen, "euclidean"))
+
+
+def test_held_or_frozen_layers_pass_no_distances():
+    layer = PDMLinear(6, 16, config=PDMConfig(local_learning=False))
+    layer.train()
+    assert not hasattr(layer(make_batch()), "_pdm_distances")
+    layer = PDMLinear(6, 16)
+    layer.train()
+    assert not hasattr(layer(make_batch(n=1)), "_pdm_distances")  # too small to form pairs: no step
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity", "gelu", "leaky_relu"])
+def test_dense_layer_applies_its_activation_module(activation):
+    layer = PDMLinear(6, 16, activation_fn=activation)
+    x = make_batch()
+    with th.no_grad():
+        expected = layer.activation(layer.linear(x))
+        assert th.equal(layer.transform(x), expected)
+        assert th.equal(layer(x), expected)

@@ -7,6 +7,7 @@ from sb3_pdm.objective import (
     pairwise_distances,
     pdm_loss,
     pdm_loss_and_grad,
+    pdm_loss_grad_and_distances,
     target_distances,
 )
 
@@ -31,6 +32,20 @@ def test_closed_form_gradient_matches_autograd(distance, shape):
     assert th.allclose(loss, expected_loss, rtol=1e-12, atol=0)
     assert th.allclose(grad, expected_grad, rtol=1e-9, atol=1e-12)
     assert grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "sqeuclidean", "cosine"])
+def test_loss_and_gradient_come_with_the_output_distances_they_computed(distance):
+    generator = th.Generator().manual_seed(1)
+    outputs = th.randn(12, 5, generator=generator)
+    targets = pairwise_distances(th.randn(12, 3, generator=generator), distance)
+    loss, grad, distances = pdm_loss_grad_and_distances(outputs, targets, distance)
+    expected_loss, expected_grad = pdm_loss_and_grad(outputs, targets, distance)
+    assert th.equal(loss, expected_loss) and th.equal(grad, expected_grad)
+    if distance == "cosine":
+        assert distances is None
+    else:
+        assert th.equal(distances, pairwise_distances(outputs, distance))
 
 
 def test_closed_form_gradient_rejects_unknown_distance():

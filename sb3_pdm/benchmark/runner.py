@@ -187,6 +187,8 @@ METHODS["pdm-centered"] = {"pdm_kwargs": {}, "action_code": "centered"}
 METHODS["pdm-w256-move0.1"] = {"pdm_kwargs": {}, "net_arch": [256, 256]}
 # Twentieth round: the current defaults with a looser move limit (where does the limit's gain on LunarLander PPO end?).
 METHODS["pdm-move0.2"] = {"pdm_kwargs": {"max_feature_move": 0.2}}
+# Twenty-second round: the current defaults with three times the guidance weight (the target 3/4 reward geometry).
+METHODS["pdm-guide3"] = {"pdm_kwargs": {"guidance_coef": 3.0}}
 
 
 @dataclass
