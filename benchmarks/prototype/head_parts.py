@@ -1,0 +1,91 @@
+"""
+What part of the standardised heads helps (twenty-third round): the prototype patched into ``InputNormalizedHead``.
+
+``head_input_norm_rate`` (``pdm-hnorm``, ``frozen-hnorm``) makes each head read ``(h - mean) / std`` per unit, with
+running statistics. That does three things at once: it centres each unit (tanh units have a mean of the order of their
+std, which a linear head learning by gradient steps must undo through its bias), it multiplies the features by about
+four (per-unit std about 0.25 -> 1: with Adam or RMSprop a head's output moves by about ``lr * |h|`` per step), and it
+equalises the units' scales (which amplifies a shift of a unit with little variance). Here ``HEAD_PART`` (an
+environment variable) keeps one of them:
+
+- ``center``: ``h - mean`` (running mean, rate of the method; std held at 1);
+- ``gain``: ``h / GAIN_STD`` with a fixed ``GAIN_STD = 0.25`` (no statistics), the head's weights scaled by
+  ``GAIN_STD`` at construction so that its initial outputs are those of the plain head;
+- ``scale``: ``h / std`` (running per-unit std; mean held at 0).
+
+Each statistics update keeps the head's outputs unchanged, as ``InputNormalizedHead`` does.
+
+``HEAD_PART=center python benchmarks/prototype/head_parts.py METHOD SEEDS [ENV ALGO]`` trains the benchmark method
+(``pdm-hnorm`` or ``frozen-hnorm``, whose heads are the patched class) with zoo settings and budgets and the
+benchmark's evaluation, two runs at a time, into ``benchmarks/prototype/results-head-<part>``, and prints the finals and
+their IQM.
+"""
+
+import os
+import sys
+from multiprocessing import Pool
+
+import numpy as np
+import torch as th
+
+from sb3_pdm.heads import InputNormalizedHead
+
+PART = os.environ.get("HEAD_PART", "center")
+GAIN_STD = 0.25
+_original_init = InputNormalizedHead.__init__
+
+
+def _init(self: InputNormalizedHead, head: th.nn.Module, rate: float) -> None:
+    _original_init(self, head, rate)
+    if PART == "gain":
+        with th.no_grad():
+            self.std.fill_(GAIN_STD)
+            self.linear.weight.mul_(GAIN_STD)
+
+
+@th.no_grad()
+def _update(self: InputNormalizedHead, features: th.Tensor) -> None:
+    if PART == "gain":
+        return
+    features = features.detach().to(self.mean.dtype).flatten(start_dim=1)
+    if features.shape[0] == 0 or not th.isfinite(features).all():
+        return
+    new_mean, new_std = self._moved_statistics(features.mean(dim=0), (features**2).mean(dim=0), self.MIN_STD)
+    if PART == "center":
+        new_std = th.ones_like(new_std)
+    elif PART == "scale":
+        new_mean = th.zeros_like(new_mean)
+    linear = self.linear
+    linear.bias.add_(linear.weight @ ((new_mean - self.mean) / self.std))
+    linear.weight.mul_(new_std / self.std)
+    self.mean.copy_(new_mean)
+    self.std.copy_(new_std)
+
+
+def install() -> None:
+    if PART not in ("center", "gain", "scale"):
+        raise ValueError(f"HEAD_PART must be 'center', 'gain' or 'scale', got {PART!r}")
+    InputNormalizedHead.__init__ = _init
+    InputNormalizedHead.update = _update
+
+
+def _run(args: tuple[str, str, str, int]) -> float:
+    install()
+    from sb3_pdm.benchmark.runner import RunSpec, run
+
+    return run(RunSpec(*args), os.path.join(os.path.dirname(__file__), f"results-head-{PART}"))["final"]
+
+
+if __name__ == "__main__":
+    from sb3_pdm.benchmark.report import iqm_with_ci
+
+    method = sys.argv[1]
+    env, algo = sys.argv[3:5] if len(sys.argv) > 4 else ("CartPole-v1", "ppo")
+    with Pool(2) as pool:
+        finals = pool.map(_run, [(env, algo, method, seed) for seed in range(int(sys.argv[2]))])
+    print(
+        f"{env} {algo} {method} with head part {PART}: finals",
+        [round(f, 1) for f in finals],
+        "IQM [95% CI]",
+        [round(v, 1) for v in iqm_with_ci(np.array(finals))],
+    )
