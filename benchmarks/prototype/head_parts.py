@@ -18,7 +18,9 @@ Each statistics update keeps the head's outputs unchanged, as ``InputNormalizedH
 ``HEAD_PART=center python benchmarks/prototype/head_parts.py METHOD SEEDS [ENV ALGO]`` trains the benchmark method
 (``pdm-hnorm`` or ``frozen-hnorm``, whose heads are the patched class) with zoo settings and budgets and the
 benchmark's evaluation, two runs at a time, into ``benchmarks/prototype/results-head-<part>``, and prints the finals and
-their IQM.
+their IQM. ``python benchmarks/prototype/head_parts.py stats`` prints the per-unit mean and std of a fresh PDM
+policy's trunk outputs (seed 0) on 3,000 random-policy states of CartPole-v1 and LunarLander-v3 (output in
+``head_parts_stats.txt``).
 """
 
 import os
@@ -76,8 +78,40 @@ def _run(args: tuple[str, str, str, int]) -> float:
     return run(RunSpec(*args), os.path.join(os.path.dirname(__file__), f"results-head-{PART}"))["final"]
 
 
+def stats() -> None:
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from sb3_pdm import PDMPolicy
+
+    th.set_num_threads(1)
+    for env_id in ("CartPole-v1", "LunarLander-v3"):
+        env = gym.make(env_id)
+        observation, _ = env.reset(seed=0)
+        env.action_space.seed(0)
+        states = []
+        for _ in range(3000):
+            observation, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            states.append(observation)
+            if terminated or truncated:
+                observation, _ = env.reset()
+        model = PPO(PDMPolicy, env_id, seed=0, device="cpu")
+        with th.no_grad():
+            latents = model.policy.mlp_extractor(model.policy.extract_features(th.tensor(np.array(states))))
+        for key, latent in zip(("pi", "vf"), latents):
+            mean, std = latent.mean(dim=0), latent.std(dim=0)
+            print(
+                f"{env_id} {key} trunk at initialisation: mean |unit mean| {mean.abs().mean():.3f}, mean unit std "
+                f"{std.mean():.3f}, median |unit mean| / unit std {(mean.abs() / std).median():.2f}"
+            )
+
+
 if __name__ == "__main__":
     from sb3_pdm.benchmark.report import iqm_with_ci
+
+    if sys.argv[1] == "stats":
+        stats()
+        sys.exit()
 
     method = sys.argv[1]
     env, algo = sys.argv[3:5] if len(sys.argv) > 4 else ("CartPole-v1", "ppo")
