@@ -16,7 +16,8 @@ environment variable) keeps one of them:
 Each statistics update keeps the head's outputs unchanged, as ``InputNormalizedHead`` does.
 
 ``HEAD_PART=center python benchmarks/prototype/head_parts.py METHOD SEEDS [ENV ALGO]`` trains the benchmark method
-(``pdm-hnorm`` or ``frozen-hnorm``, whose heads are the patched class) with zoo settings and budgets and the
+(``pdm-hnorm`` or ``frozen-hnorm``, whose heads are the patched class, or ``pdm-hnorm-move0.1``, the current
+defaults with both heads wrapped) with zoo settings and budgets and the
 benchmark's evaluation, two runs at a time, into ``benchmarks/prototype/results-head-<part>``, and prints the finals and
 their IQM. ``python benchmarks/prototype/head_parts.py stats`` prints the per-unit mean and std of a fresh PDM
 policy's trunk outputs (seed 0) on 3,000 random-policy states of CartPole-v1 and LunarLander-v3 (output in
@@ -73,8 +74,10 @@ def install() -> None:
 
 def _run(args: tuple[str, str, str, int]) -> float:
     install()
-    from sb3_pdm.benchmark.runner import RunSpec, run
+    from sb3_pdm.benchmark.runner import METHODS, RunSpec, run
 
+    # The current defaults (move limit 0.1) with both heads wrapped, for the PPO settings the limit acts on.
+    METHODS["pdm-hnorm-move0.1"] = {"pdm_kwargs": {"max_feature_move": 0.1}, "head_input_norm_rate": 0.01}
     return run(RunSpec(*args), os.path.join(os.path.dirname(__file__), f"results-head-{PART}"))["final"]
 
 
