@@ -6,7 +6,7 @@ from sb3_pdm.callbacks import PDMCallback
 from sb3_pdm.config import PDMConfig
 from sb3_pdm.extractors import PDMCombinedExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN
 from sb3_pdm.guidance import PDMDictRolloutBuffer, PDMRolloutBuffer
-from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead
+from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead, ScaledInputHead
 from sb3_pdm.layers import PDMConv2d, PDMLayer, PDMLinear
 from sb3_pdm.policies import CnnPDMPolicy, MultiInputPDMPolicy, PDMPolicy
 from sb3_pdm.trunks import PDMMlpExtractor
@@ -31,4 +31,5 @@ __all__ = [
     "PDMNatureCNN",
     "PDMPolicy",
     "PDMRolloutBuffer",
+    "ScaledInputHead",
 ]

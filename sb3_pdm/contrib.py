@@ -87,6 +87,8 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
         :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads do not follow.
     :param action_code: How the actor trunk's guidance codes a discrete action: ``"onehot"`` (default) or
         ``"centered"`` (minus ``1 / n``), as in :class:`sb3_pdm.PDMPolicy`.
+    :param head_input_gain: A fixed factor on the heads' features (one number, or ``dict(pi=...)``/``dict(vf=...)``),
+        as in :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads read the features as they are.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

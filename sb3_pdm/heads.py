@@ -190,9 +190,81 @@ class InputNormalizedHead(_RunningMoments):
         return self.head((features - self.mean) / self.std)
 
 
+def check_head_input_gain(gain: float) -> None:
+    """Raise a ``ValueError`` naming ``head_input_gain`` unless ``gain`` is a finite number above 0."""
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < float("inf"):
+        raise ValueError(
+            f"head_input_gain must be a finite number > 0, a dict of such numbers with keys 'pi' and/or 'vf', or None "
+            f"for raw features, got {gain!r}"
+        )
+
+
+def head_input_gains(gain: float | dict[str, float] | None) -> dict[str, float]:
+    """
+    The gain of each head that reads scaled features, from a policy's ``head_input_gain``: one number for both heads,
+    a dict with keys ``"pi"`` and/or ``"vf"`` for some of them, or ``None`` for neither. Raises a ``ValueError`` naming
+    ``head_input_gain`` for anything else.
+    """
+    if gain is None:
+        return {}
+    if isinstance(gain, dict):
+        if not gain or not set(gain) <= set(HEAD_KEYS):
+            raise ValueError(
+                f"head_input_gain as a dict needs keys among {list(HEAD_KEYS)} ('pi': action head, 'vf': value head), "
+                f"got {gain!r}"
+            )
+        for value in gain.values():
+            check_head_input_gain(value)
+        return {key: float(gain[key]) for key in HEAD_KEYS if key in gain}
+    check_head_input_gain(gain)
+    return {key: float(gain) for key in HEAD_KEYS}
+
+
+class ScaledInputHead(nn.Module):
+    """
+    A head that reads its features multiplied by a fixed gain: ``head(gain * h)``. At construction the head's linear
+    map is divided by the gain, so its initial outputs are those of the wrapped head; what changes is how fast the
+    algorithm's optimizer moves them. Adam and RMSprop step each weight by about the learning rate whatever its
+    gradient's size, so the head's output moves by about ``lr * gain * |h|`` per step: a gain of 4 on features of per-unit
+    std ``feature_scale = 0.25`` moves the head as fast as on features of std 1, without statistics that move with the
+    features (:class:`InputNormalizedHead`) and without driving tanh units into saturation (a larger
+    ``feature_scale``). Nothing crosses a hidden layer: the head reads the detached features as before.
+
+    Measured in ``docs/benchmark.md`` (twenty-third round).
+
+    :param head: The head (``nn.Linear`` with a bias or :class:`NormalizedValueHead`).
+    :param gain: The factor, a finite number above 0.
+    """
+
+    def __init__(self, head: nn.Module, gain: float) -> None:
+        super().__init__()
+        check_head_input_gain(gain)
+        linear = head.linear if isinstance(head, NormalizedValueHead) else head
+        if not isinstance(linear, nn.Linear) or linear.bias is None:
+            raise ValueError(f"ScaledInputHead needs an nn.Linear with a bias or a NormalizedValueHead, got {head!r}")
+        self.head = head
+        self.gain = float(gain)
+        with th.no_grad():
+            linear.weight.div_(self.gain)
+
+    @property
+    def linear(self) -> nn.Linear:
+        """The head's first linear map."""
+        return self.head.linear if isinstance(self.head, NormalizedValueHead) else self.head  # type: ignore[return-value]
+
+    def forward(self, features: th.Tensor) -> th.Tensor:
+        return self.head(features * self.gain)
+
+    def extra_repr(self) -> str:
+        return f"gain={self.gain}"
+
+
 def normalized_value_head(value_net: nn.Module | None) -> NormalizedValueHead | None:
-    """The :class:`NormalizedValueHead` of a policy's ``value_net`` (also inside an :class:`InputNormalizedHead`)."""
-    if isinstance(value_net, InputNormalizedHead):
+    """
+    The :class:`NormalizedValueHead` of a policy's ``value_net`` (also inside an :class:`InputNormalizedHead` or a
+    :class:`ScaledInputHead`).
+    """
+    if isinstance(value_net, (InputNormalizedHead, ScaledInputHead)):
         value_net = value_net.head
     return value_net if isinstance(value_net, NormalizedValueHead) else None
 
@@ -216,7 +288,7 @@ def head_follow_keys(value: str | list[str] | tuple[str, ...] | None) -> tuple[s
 
 def head_linear(head: nn.Module) -> nn.Linear:
     """The linear map of a head: ``nn.Linear``, or the one inside a normalised head."""
-    linear = head.linear if isinstance(head, _RunningMoments) else head
+    linear = head.linear if isinstance(head, (_RunningMoments, ScaledInputHead)) else head
     if not isinstance(linear, nn.Linear) or linear.bias is None:
         raise ValueError(f"head_follow needs heads with an nn.Linear with a bias, got {head!r}")
     return linear  # type: ignore[return-value]
@@ -227,23 +299,28 @@ def follow_trunk(head: nn.Module, before: th.Tensor, after: th.Tensor, ridge: fl
     """
     Correct ``head``'s linear map so that its output on a batch of features ``after`` (the trunk's, after its local
     steps) is what it was on ``before`` (the same samples before the steps): with ``z``, ``z'`` the head's inputs
-    (standardised by :class:`InputNormalizedHead`'s statistics if it has them), ``W, b`` take the ridge least-squares
+    (standardised by :class:`InputNormalizedHead`'s statistics if it has them; for a :class:`ScaledInputHead`, its raw
+    features and the map ``gain * W``), ``W, b`` take the ridge least-squares
     correction ``dW, db`` of ``(W + dW) z' + (b + db) = W z + b`` over the batch, with ridge ``ridge * sum_i |z'_i|^2 /
     d`` (scale-free: the same share of the features' mean square whether they are standardised or not).
 
     The correction is the head's own, from its detached inputs: nothing flows into the trunk. A non-finite or singular
     correction is skipped.
 
-    :param head: ``nn.Linear``, :class:`NormalizedValueHead` or :class:`InputNormalizedHead`.
+    :param head: ``nn.Linear``, :class:`NormalizedValueHead`, :class:`InputNormalizedHead` or
+        :class:`ScaledInputHead`.
     :param before: Features ``(B, d)`` before the trunk's steps.
     :param after: The same samples' features after them.
     :param ridge: Ridge as a share of the features' mean square.
     """
     linear = head_linear(head)
     mean, std = (head.mean, head.std) if isinstance(head, InputNormalizedHead) else (0.0, 1.0)
+    # A scaled head's map on its raw features is gain * W: it is corrected in those units (the solve's scale stays that of
+    # the features), and the correction divided by the gain.
+    gain = head.gain if isinstance(head, ScaledInputHead) else 1.0
     z_before = (before.detach().flatten(start_dim=1) - mean) / std
     z_after = (after.detach().flatten(start_dim=1) - mean) / std
-    change = (z_before - z_after) @ linear.weight.T
+    change = (z_before - z_after) @ (gain * linear.weight).T
     design = th.cat([z_after, th.ones_like(z_after[:, :1])], dim=1)
     gram = design.T @ design
     # Scale-free ridge: a share of the features' mean square, whatever their scale (standardised or raw).
@@ -252,5 +329,5 @@ def follow_trunk(head: nn.Module, before: th.Tensor, after: th.Tensor, ridge: fl
     # solve_ex: a singular system (e.g. non-finite features) is skipped like a non-finite correction, not raised.
     correction, info = th.linalg.solve_ex(gram, design.T @ change)
     if info == 0 and th.isfinite(correction).all():
-        linear.weight.add_(correction[:-1].T)
+        linear.weight.add_(correction[:-1].T / gain)
         linear.bias.add_(correction[-1])

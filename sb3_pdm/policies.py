@@ -23,8 +23,10 @@ from sb3_pdm.guidance import GuidanceSignals, read_signals
 from sb3_pdm.heads import (
     InputNormalizedHead,
     NormalizedValueHead,
+    ScaledInputHead,
     check_value_norm_rate,
     head_follow_keys,
+    head_input_gains,
     head_input_norm_rates,
     head_linear,
     normalized_value_head,
@@ -91,6 +93,7 @@ class PDMActorCriticMixin:
         head_input_norm_rate: float | dict[str, float] | None = None,
         head_follow: str | list[str] | None = None,
         action_code: str = "onehot",
+        head_input_gain: float | dict[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
@@ -110,6 +113,14 @@ class PDMActorCriticMixin:
         self.value_norm_rate = value_norm_rate
         self._head_input_norm_rates = head_input_norm_rates(head_input_norm_rate)
         self.head_input_norm_rate = head_input_norm_rate
+        self._head_input_gains = head_input_gains(head_input_gain)
+        both = sorted(set(self._head_input_gains) & set(self._head_input_norm_rates))
+        if both:
+            raise ValueError(
+                f"head_input_gain and head_input_norm_rate both rescale what a head reads; set one of them per head "
+                f"(both set for {both})"
+            )
+        self.head_input_gain = head_input_gain
         self._head_follow_keys = head_follow_keys(head_follow)
         self.head_follow = head_follow
         self._warned_missing_guidance = False
@@ -174,6 +185,12 @@ class PDMActorCriticMixin:
             self.action_net = InputNormalizedHead(self.action_net, rates["pi"])
         if "vf" in rates:
             self.value_net = InputNormalizedHead(self.value_net, rates["vf"])
+        # Or read them multiplied by a fixed gain (the heads' initial outputs unchanged).
+        gains = self._head_input_gains
+        if "pi" in gains:
+            self.action_net = ScaledInputHead(self.action_net, gains["pi"])
+        if "vf" in gains:
+            self.value_net = ScaledInputHead(self.value_net, gains["vf"])
         # Heads that follow their trunk's local steps (head_follow); checked here, where the heads exist.
         heads = {"pi": self.action_net, "vf": self.value_net}
         for key in self._head_follow_keys:
@@ -212,6 +229,7 @@ class PDMActorCriticMixin:
             head_input_norm_rate=self.head_input_norm_rate,
             head_follow=self.head_follow,
             action_code=self.action_code,
+            head_input_gain=self.head_input_gain,
         )
         return data
 
@@ -408,6 +426,11 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         With one-hot codes, "this action helped" and "the other action hurt" lie far apart though both favour the same
         action; centred, they lie close (on two actions, at the same point). MultiBinary (``2a - 1``) and Box codes are
         the same either way.
+    :param head_input_gain: If set, the action and value heads read their features multiplied by this fixed factor
+        (:class:`sb3_pdm.heads.ScaledInputHead`; their initial outputs unchanged), so that the algorithm's optimizer
+        moves them as fast as on features of per-unit std ``gain * feature_scale``; ``dict(pi=...)`` or ``dict(vf=...)``
+        for one head. Not together with ``head_input_norm_rate`` on the same head. ``None`` (default): the heads read
+        the features as they are.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

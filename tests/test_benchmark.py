@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_pdm import InputNormalizedHead, NormalizedValueHead, PDMConfig
+from sb3_pdm import InputNormalizedHead, NormalizedValueHead, PDMConfig, ScaledInputHead
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import (
     MAX_PLOTTED_METHODS,
@@ -216,6 +216,8 @@ LOCAL_EPOCHS_5 = (
     "pdm-w256-move0.1",
     "pdm-move0.2",
     "pdm-guide3",
+    "pdm-gain4",
+    "frozen-gain4",
 )
 
 
@@ -243,10 +245,21 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
             "pdm-w256-move0.1": 0.1,
             "pdm-move0.2": 0.2,
             "pdm-guide3": 0.1,
+            "pdm-gain4": 0.1,
+            "frozen-gain4": 0.1,
         }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
     assert PDMConfig().max_feature_move == 0.1
+
+
+@pytest.mark.parametrize("method", ["pdm-gain4", "frozen-gain4"])
+def test_gain_methods_scale_both_heads_and_freeze_only_the_control(method):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
+    assert all(
+        isinstance(head, ScaledInputHead) and head.gain == 4.0 for head in (model.policy.action_net, model.policy.value_net)
+    )
+    assert all(layer.local_learning == (method == "pdm-gain4") for layer in pdm_layers(model.policy))
 
 
 @pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])

@@ -6,7 +6,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.logger import configure
 
 from sb3_pdm import PDMCallback, PDMPolicy, PDMRolloutBuffer
-from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead, follow_trunk
+from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead, ScaledInputHead, follow_trunk, normalized_value_head
 
 
 def test_update_keeps_outputs_and_tracks_debiased_statistics():
@@ -193,13 +193,105 @@ def test_head_input_norm_rate_per_head_standardizes_that_head_only_and_is_saved(
     assert isinstance(loaded_head, InputNormalizedHead) and th.equal(loaded_head.std, normalized.std)
 
 
-@pytest.mark.parametrize("kind", ["linear", "value", "standardized"])
+@pytest.mark.parametrize("inner", ["linear", "value"])
+def test_scaled_input_head_keeps_initial_outputs_and_reads_gain_times_features(inner):
+    th.manual_seed(0)
+    head = th.nn.Linear(6, 2) if inner == "linear" else NormalizedValueHead(th.nn.Linear(6, 1), rate=0.1)
+    features = th.randn(16, 6)
+    with th.no_grad():
+        before = head(features)
+    weight = head.weight.detach().clone() if inner == "linear" else head.linear.weight.detach().clone()
+    scaled = ScaledInputHead(head, 4.0)
+    with th.no_grad():
+        assert th.allclose(scaled(features), before, atol=1e-6)
+    # The weights were divided by the gain, and the head reads gain * h.
+    assert th.equal(scaled.linear.weight, weight / 4.0)
+    assert scaled.linear is (head if inner == "linear" else head.linear)
+    with th.no_grad():
+        assert th.equal(scaled(features), head(4.0 * features))
+    assert normalized_value_head(scaled) is (head if inner == "value" else None)
+
+
+def test_scaled_input_head_weights_get_gain_times_the_gradient():
+    th.manual_seed(0)
+    plain = th.nn.Linear(6, 2)
+    scaled = ScaledInputHead(th.nn.Linear(6, 2), 4.0)
+    with th.no_grad():
+        scaled.linear.weight.copy_(plain.weight / 4.0)
+        scaled.linear.bias.copy_(plain.bias)
+    features = th.randn(16, 6)
+    for head in (plain, scaled):
+        (head(features) ** 2).sum().backward()
+    # Same outputs, so the same output gradient; the weights read 4 h, so theirs is 4 times larger (a step of Adam or
+    # RMSprop, about the rate whatever the gradient's size, then moves the output 4 times as far).
+    assert th.allclose(scaled.linear.weight.grad, 4.0 * plain.weight.grad, rtol=1e-5)
+    assert th.allclose(scaled.linear.bias.grad, plain.bias.grad, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gain", [0, -1.0, float("inf"), float("nan"), True, "fast", {}, {"qf": 2.0}, {"pi": 0}])
+def test_bad_head_input_gain_raises_naming_the_parameter(gain):
+    with pytest.raises(ValueError, match="head_input_gain"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_input_gain=gain), device="cpu")
+
+
+def test_head_input_gain_and_norm_rate_on_one_head_raise_naming_both():
+    with pytest.raises(ValueError, match="head_input_gain and head_input_norm_rate"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_input_gain=4.0, head_input_norm_rate={"vf": 0.01}))
+    # On different heads they combine.
+    policy = PPO(
+        PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_input_gain={"pi": 4.0}, head_input_norm_rate={"vf": 0.01})
+    ).policy
+    assert isinstance(policy.action_net, ScaledInputHead) and isinstance(policy.value_net, InputNormalizedHead)
+
+
+def test_head_input_gain_keeps_initial_outputs_trains_and_is_saved(tmp_path):
+    plain = _ppo({}, rollout_buffer_class=PDMRolloutBuffer)
+    model = _ppo(dict(head_input_gain=4.0), rollout_buffer_class=PDMRolloutBuffer)
+    actor, critic = model.policy.action_net, model.policy.value_net
+    assert isinstance(actor, ScaledInputHead) and isinstance(critic, ScaledInputHead) and actor.gain == 4.0
+    # The value head keeps its return statistics inside the gain, and the optimizer holds the heads' parameters.
+    assert isinstance(critic.head, NormalizedValueHead)
+    in_optimizer = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
+    assert {id(p) for p in [*actor.parameters(), *critic.parameters()]} <= in_optimizer
+    obs = th.as_tensor(model.env.reset(), dtype=th.float32)
+    with th.no_grad():
+        # Same seed, same initial policy: the gain changes how the heads learn, not where they start.
+        assert th.allclose(model.policy.predict_values(obs), plain.policy.predict_values(obs), atol=1e-6)
+        assert th.allclose(
+            model.policy.get_distribution(obs).distribution.probs, plain.policy.get_distribution(obs).distribution.probs
+        )
+    weight = actor.linear.weight.detach().clone()
+    model.learn(128)
+    assert not th.equal(actor.linear.weight, weight) and critic.head.n_updates == 2 * 3 * 2
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    with th.no_grad():
+        actions = model.policy.get_distribution(obs).distribution.probs
+        values = model.policy.predict_values(obs)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.head_input_gain == 4.0 and isinstance(loaded.policy.action_net, ScaledInputHead)
+    with th.no_grad():
+        assert th.equal(loaded.policy.get_distribution(obs).distribution.probs, actions)
+        assert th.equal(loaded.policy.predict_values(obs), values)
+
+
+@pytest.mark.parametrize("key", ["pi", "vf"])
+def test_head_input_gain_per_head_scales_that_head_only(key):
+    model = _ppo(dict(head_input_gain={key: 2.0}))
+    scaled, plain = (
+        (model.policy.action_net, model.policy.value_net) if key == "pi" else (model.policy.value_net, model.policy.action_net)
+    )
+    assert isinstance(scaled, ScaledInputHead) and scaled.gain == 2.0 and not isinstance(plain, ScaledInputHead)
+
+
+@pytest.mark.parametrize("kind", ["linear", "value", "standardized", "scaled"])
 def test_follow_trunk_keeps_the_head_output_on_the_batch(kind):
     th.manual_seed(0)
     head = {
         "linear": lambda: th.nn.Linear(16, 3),
         "value": lambda: NormalizedValueHead(th.nn.Linear(16, 1), rate=0.1),
         "standardized": lambda: InputNormalizedHead(th.nn.Linear(16, 3), rate=0.1),
+        "scaled": lambda: ScaledInputHead(th.nn.Linear(16, 3), 4.0),
     }[kind]()
     before = th.randn(64, 16)
     if kind == "standardized":

@@ -189,6 +189,10 @@ METHODS["pdm-w256-move0.1"] = {"pdm_kwargs": {}, "net_arch": [256, 256]}
 METHODS["pdm-move0.2"] = {"pdm_kwargs": {"max_feature_move": 0.2}}
 # Twenty-second round: the current defaults with three times the guidance weight (the target 3/4 reward geometry).
 METHODS["pdm-guide3"] = {"pdm_kwargs": {"guidance_coef": 3.0}}
+# Twenty-third round: the current defaults with both heads reading their features times 4 (head_input_gain), and the
+# control with the same heads.
+METHODS["pdm-gain4"] = {"pdm_kwargs": {}, "head_input_gain": 4.0}
+METHODS["frozen-gain4"] = {"pdm_kwargs": {}, "head_input_gain": 4.0, "frozen": True}
 
 
 @dataclass
@@ -250,6 +254,7 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
             "head_input_norm_rate",
             "head_follow",
             "action_code",
+            "head_input_gain",
         )
         for option in options:
             if option in method:
