@@ -1,5 +1,7 @@
 """Output heads of PDM policies that differ from SB3's plain linear heads."""
 
+from collections.abc import Callable
+
 import torch as th
 import torch.nn.functional as F
 from torch import nn
@@ -111,25 +113,33 @@ def check_head_input_norm_rate(rate: float) -> None:
 HEAD_KEYS = ("pi", "vf")
 
 
+def _per_head(value: float | dict[str, float] | None, check: Callable[[float], None], name: str) -> dict[str, float]:
+    """
+    A per-head policy option as a dict keyed by :data:`HEAD_KEYS`: one number for both heads, a dict with keys ``"pi"``
+    and/or ``"vf"`` for some of them, or ``None`` for neither; each number passes ``check``. Raises a ``ValueError``
+    naming ``name`` for anything else.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        if not value or not set(value) <= set(HEAD_KEYS):
+            raise ValueError(
+                f"{name} as a dict needs keys among {list(HEAD_KEYS)} ('pi': action head, 'vf': value head), got {value!r}"
+            )
+        for number in value.values():
+            check(number)
+        return {key: float(value[key]) for key in HEAD_KEYS if key in value}
+    check(value)
+    return {key: float(value) for key in HEAD_KEYS}
+
+
 def head_input_norm_rates(rate: float | dict[str, float] | None) -> dict[str, float]:
     """
     The rate of each head that reads standardised features, from a policy's ``head_input_norm_rate``: one number for
     both heads, a dict with keys ``"pi"`` (action head) and/or ``"vf"`` (value head) for some of them, or ``None`` for
     neither. Raises a ``ValueError`` naming ``head_input_norm_rate`` for anything else.
     """
-    if rate is None:
-        return {}
-    if isinstance(rate, dict):
-        if not rate or not set(rate) <= set(HEAD_KEYS):
-            raise ValueError(
-                f"head_input_norm_rate as a dict needs keys among {list(HEAD_KEYS)} ('pi': action head, 'vf': value "
-                f"head), got {rate!r}"
-            )
-        for value in rate.values():
-            check_head_input_norm_rate(value)
-        return {key: float(rate[key]) for key in HEAD_KEYS if key in rate}
-    check_head_input_norm_rate(rate)
-    return {key: float(rate) for key in HEAD_KEYS}
+    return _per_head(rate, check_head_input_norm_rate, "head_input_norm_rate")
 
 
 class InputNormalizedHead(_RunningMoments):
@@ -205,19 +215,7 @@ def head_input_gains(gain: float | dict[str, float] | None) -> dict[str, float]:
     a dict with keys ``"pi"`` and/or ``"vf"`` for some of them, or ``None`` for neither. Raises a ``ValueError`` naming
     ``head_input_gain`` for anything else.
     """
-    if gain is None:
-        return {}
-    if isinstance(gain, dict):
-        if not gain or not set(gain) <= set(HEAD_KEYS):
-            raise ValueError(
-                f"head_input_gain as a dict needs keys among {list(HEAD_KEYS)} ('pi': action head, 'vf': value head), "
-                f"got {gain!r}"
-            )
-        for value in gain.values():
-            check_head_input_gain(value)
-        return {key: float(gain[key]) for key in HEAD_KEYS if key in gain}
-    check_head_input_gain(gain)
-    return {key: float(gain) for key in HEAD_KEYS}
+    return _per_head(gain, check_head_input_gain, "head_input_gain")
 
 
 class ScaledInputHead(nn.Module):
@@ -287,7 +285,7 @@ def head_follow_keys(value: str | list[str] | tuple[str, ...] | None) -> tuple[s
 
 
 def head_linear(head: nn.Module) -> nn.Linear:
-    """The linear map of a head: ``nn.Linear``, or the one inside a normalised head."""
+    """The linear map of a head: ``nn.Linear``, or the one inside a normalised or scaled head."""
     linear = head.linear if isinstance(head, (_RunningMoments, ScaledInputHead)) else head
     if not isinstance(linear, nn.Linear) or linear.bias is None:
         raise ValueError(f"head_follow needs heads with an nn.Linear with a bias, got {head!r}")
