@@ -100,6 +100,17 @@ class NormalizedValueHead(_RunningMoments):
         return F.linear(features, linear.weight, linear.bias) * self.std + self.mean
 
 
+def _linear_of(head: nn.Module, wrapper: str) -> nn.Linear:
+    """
+    The linear map that a wrapping head (``wrapper``) rescales: ``head`` itself, or the one inside a
+    :class:`NormalizedValueHead`. Raises a ``ValueError`` naming the wrapper for anything else.
+    """
+    linear = head.linear if isinstance(head, NormalizedValueHead) else head
+    if not isinstance(linear, nn.Linear) or linear.bias is None:
+        raise ValueError(f"{wrapper} needs an nn.Linear with a bias or a NormalizedValueHead, got {head!r}")
+    return linear
+
+
 def check_head_input_norm_rate(rate: float) -> None:
     """Raise a ``ValueError`` naming ``head_input_norm_rate`` unless ``0 < rate <= 1``."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
@@ -169,16 +180,14 @@ class InputNormalizedHead(_RunningMoments):
     def __init__(self, head: nn.Module, rate: float) -> None:
         super().__init__()
         check_head_input_norm_rate(rate)
-        linear = head.linear if isinstance(head, NormalizedValueHead) else head
-        if not isinstance(linear, nn.Linear) or linear.bias is None:
-            raise ValueError(f"InputNormalizedHead needs an nn.Linear with a bias or a NormalizedValueHead, got {head!r}")
+        linear = _linear_of(head, "InputNormalizedHead")
         self.head = head
         self._register_moments((linear.in_features,), rate)
 
     @property
     def linear(self) -> nn.Linear:
         """The head's first linear map (rescaled when the statistics move)."""
-        return self.head.linear if isinstance(self.head, NormalizedValueHead) else self.head  # type: ignore[return-value]
+        return _linear_of(self.head, type(self).__name__)
 
     @th.no_grad()
     def update(self, features: th.Tensor) -> None:
@@ -237,9 +246,7 @@ class ScaledInputHead(nn.Module):
     def __init__(self, head: nn.Module, gain: float) -> None:
         super().__init__()
         check_head_input_gain(gain)
-        linear = head.linear if isinstance(head, NormalizedValueHead) else head
-        if not isinstance(linear, nn.Linear) or linear.bias is None:
-            raise ValueError(f"ScaledInputHead needs an nn.Linear with a bias or a NormalizedValueHead, got {head!r}")
+        linear = _linear_of(head, "ScaledInputHead")
         self.head = head
         self.gain = float(gain)
         with th.no_grad():
@@ -248,7 +255,7 @@ class ScaledInputHead(nn.Module):
     @property
     def linear(self) -> nn.Linear:
         """The head's first linear map."""
-        return self.head.linear if isinstance(self.head, NormalizedValueHead) else self.head  # type: ignore[return-value]
+        return _linear_of(self.head, type(self).__name__)
 
     def forward(self, features: th.Tensor) -> th.Tensor:
         return self.head(features * self.gain)
