@@ -21,7 +21,11 @@ defaults with both heads wrapped) with zoo settings and budgets and the
 benchmark's evaluation, two runs at a time, into ``benchmarks/prototype/results-head-<part>``, and prints the finals and
 their IQM. ``python benchmarks/prototype/head_parts.py stats`` prints the per-unit mean and std of a fresh PDM
 policy's trunk outputs (seed 0) on 3,000 random-policy states of CartPole-v1 and LunarLander-v3 (output in
-``head_parts_stats.txt``).
+``head_parts_stats.txt``). ``python benchmarks/prototype/head_parts.py report FOLDER [FOLDER ...]`` prints, for each
+folder of ``seed_*`` runs (prototype or library, in the order the benchmark's summary reads them), the finals, their
+IQM with its 95% CI, mean and std, the mean drop from each run's best evaluation, the mean time per 1k steps, the mean
+curve, the first evaluation of each seed above -400, and the IQM of seeds 8 on where there are more than 8 (output in
+``head_parts_report.txt``).
 """
 
 import os
@@ -109,11 +113,43 @@ def stats() -> None:
             )
 
 
+def report(folders: list[str]) -> None:
+    import glob
+    import json
+
+    from sb3_pdm.benchmark.report import iqm_with_ci
+
+    for folder in folders:
+        # The order of the runs files as the benchmark's summary reads them (the bootstrap CI depends on the order).
+        paths = sorted(glob.glob(os.path.join(folder, "seed_*", "evaluations.json")))
+        runs = []
+        for path in paths:
+            with open(path) as file:
+                runs.append(json.load(file))
+        finals = np.array([float(run["final"]) for run in runs])
+        curves = np.array([[row["mean"] for row in run["curve"]] for run in runs])
+        print(folder, f"({len(runs)} seeds)")
+        print("  finals", [round(float(f), 1) for f in finals], "IQM [95% CI]", [round(v, 1) for v in iqm_with_ci(finals)])
+        print(f"  mean {finals.mean():.1f} +- {finals.std():.1f}, drop from best {np.mean(curves.max(axis=1) - finals):.1f}")
+        print(f"  s per 1k steps {np.mean([run['sec_per_1k_steps'] for run in runs]):.4f}")
+        print("  mean curve", [round(v) for v in curves.mean(axis=0)])
+        steps = [[row["timesteps"] for row in run["curve"]] for run in runs]
+        print(
+            "  first evaluation above -400", [next((t for t, v in zip(s, c) if v > -400), None) for s, c in zip(steps, curves)]
+        )
+        if len(runs) > 8:
+            later = np.array([float(run["final"]) for run in runs if run["spec"]["seed"] >= 8])
+            print("  seeds 8 on: IQM [95% CI]", [round(v, 1) for v in iqm_with_ci(later)])
+
+
 if __name__ == "__main__":
     from sb3_pdm.benchmark.report import iqm_with_ci
 
     if sys.argv[1] == "stats":
         stats()
+        sys.exit()
+    if sys.argv[1] == "report":
+        report(sys.argv[2:])
         sys.exit()
 
     method = sys.argv[1]
