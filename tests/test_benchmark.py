@@ -218,6 +218,9 @@ LOCAL_EPOCHS_5 = (
     "pdm-guide3",
     "pdm-gain4",
     "frozen-gain4",
+    "pdm-gain4-pi",
+    "pdm-gain4-vf",
+    "pdm-gain2",
 )
 
 
@@ -247,6 +250,9 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
             "pdm-guide3": 0.1,
             "pdm-gain4": 0.1,
             "frozen-gain4": 0.1,
+            "pdm-gain4-pi": 0.1,
+            "pdm-gain4-vf": 0.1,
+            "pdm-gain2": 0.1,
         }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
@@ -260,6 +266,17 @@ def test_gain_methods_scale_both_heads_and_freeze_only_the_control(method):
         isinstance(head, ScaledInputHead) and head.gain == 4.0 for head in (model.policy.action_net, model.policy.value_net)
     )
     assert all(layer.local_learning == (method == "pdm-gain4") for layer in pdm_layers(model.policy))
+
+
+@pytest.mark.parametrize(
+    "method, gains", [("pdm-gain4-pi", (4.0, None)), ("pdm-gain4-vf", (None, 4.0)), ("pdm-gain2", (2.0, 2.0))]
+)
+def test_per_head_gain_methods_scale_the_heads_they_name(method, gains):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", "a2c", method, 0, budget=128))
+    for head, gain in zip((model.policy.action_net, model.policy.value_net), gains):
+        assert isinstance(head, ScaledInputHead) == (gain is not None)
+        assert gain is None or head.gain == gain
+    assert all(layer.local_learning for layer in pdm_layers(model.policy))
 
 
 @pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])

@@ -193,6 +193,10 @@ METHODS["pdm-guide3"] = {"pdm_kwargs": {"guidance_coef": 3.0}}
 # control with the same heads.
 METHODS["pdm-gain4"] = {"pdm_kwargs": {}, "head_input_gain": 4.0}
 METHODS["frozen-gain4"] = {"pdm_kwargs": {}, "head_input_gain": 4.0, "frozen": True}
+# Twenty-fourth round: which head's gain lifts CartPole PPO and sinks CartPole A2C, and half the gain on both.
+METHODS["pdm-gain4-pi"] = {"pdm_kwargs": {}, "head_input_gain": {"pi": 4.0}}
+METHODS["pdm-gain4-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 4.0}}
+METHODS["pdm-gain2"] = {"pdm_kwargs": {}, "head_input_gain": 2.0}
 
 
 @dataclass
