@@ -5,8 +5,13 @@ fresh process per checkout that imports ``sb3_pdm`` from it, on one thread (CPU 
 
 Usage (the old checkout made with ``git worktree add /tmp/old 911bece``, the commit before the twenty-first round's change):
 ``python benchmarks/prototype/time_split.py /tmp/old . > benchmarks/prototype/time_split.txt``
+
+Other methods through ``TIME_SPLIT_METHODS`` (twenty-fourth round, the head gain's time; a method named twice is measured
+twice, in that order): ``TIME_SPLIT_METHODS="pdm pdm-gain4 frozen frozen-gain4 pdm pdm-gain4"
+python benchmarks/prototype/time_split.py . > benchmarks/prototype/time_split_gain.txt``
 """
 
+import os
 import subprocess
 import sys
 
@@ -19,7 +24,7 @@ import sb3_pdm
 from sb3_pdm.benchmark.runner import RunSpec, make_model
 
 print(f"{sys.argv[1]} ({sb3_pdm.__file__}):")
-for method in ("backprop", "pdm", "frozen"):
+for method in sys.argv[2].split():
     model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "a2c", method, 0, budget=30000))
     model.learn(2000, callback=callbacks)
     spent = {"collect": 0.0, "train": 0.0}
@@ -38,13 +43,14 @@ for method in ("backprop", "pdm", "frozen"):
     model.learn(20000, callback=callbacks, reset_num_timesteps=False)
     total = time.process_time() - start
     collect, train = spent["collect"] / 20, spent["train"] / 20
-    print(f"  {method:8s} s per 1k steps: total {total / 20:.4f}, collecting {collect:.4f}, train() {train:.4f}")
+    print(f"  {method:12s} s per 1k steps: total {total / 20:.4f}, collecting {collect:.4f}, train() {train:.4f}")
 """
 
 
 def main() -> None:
     for source in sys.argv[1:]:
-        subprocess.run([sys.executable, "-c", MEASURE, source], check=True)
+        methods = os.environ.get("TIME_SPLIT_METHODS", "backprop pdm frozen")
+        subprocess.run([sys.executable, "-c", MEASURE, source, methods], check=True)
 
 
 if __name__ == "__main__":
