@@ -221,6 +221,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-gain4-pi",
     "pdm-gain4-vf",
     "pdm-gain2",
+    "pdm-gain2-vf",
 )
 
 
@@ -253,6 +254,7 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
             "pdm-gain4-pi": 0.1,
             "pdm-gain4-vf": 0.1,
             "pdm-gain2": 0.1,
+            "pdm-gain2-vf": 0.1,
         }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
@@ -269,7 +271,13 @@ def test_gain_methods_scale_both_heads_and_freeze_only_the_control(method):
 
 
 @pytest.mark.parametrize(
-    "method, gains", [("pdm-gain4-pi", (4.0, None)), ("pdm-gain4-vf", (None, 4.0)), ("pdm-gain2", (2.0, 2.0))]
+    "method, gains",
+    [
+        ("pdm-gain4-pi", (4.0, None)),
+        ("pdm-gain4-vf", (None, 4.0)),
+        ("pdm-gain2", (2.0, 2.0)),
+        ("pdm-gain2-vf", (None, 2.0)),
+    ],
 )
 def test_per_head_gain_methods_scale_the_heads_they_name(method, gains):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", "a2c", method, 0, budget=128))

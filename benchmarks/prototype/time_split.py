@@ -7,7 +7,7 @@ Usage (the old checkout made with ``git worktree add /tmp/old 911bece``, the com
 ``python benchmarks/prototype/time_split.py /tmp/old . > benchmarks/prototype/time_split.txt``
 
 Other methods through ``TIME_SPLIT_METHODS`` (twenty-fourth round, the head gain's time; a method named twice is measured
-twice, in that order): ``TIME_SPLIT_METHODS="pdm pdm-gain4 frozen frozen-gain4 pdm pdm-gain4"
+twice, in that order): ``TIME_SPLIT_METHODS="pdm pdm-gain2 pdm-gain4-vf pdm pdm-gain2 pdm-gain4-vf"
 python benchmarks/prototype/time_split.py . > benchmarks/prototype/time_split_gain.txt``
 """
 

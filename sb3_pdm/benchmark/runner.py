@@ -197,6 +197,8 @@ METHODS["frozen-gain4"] = {"pdm_kwargs": {}, "head_input_gain": 4.0, "frozen": T
 METHODS["pdm-gain4-pi"] = {"pdm_kwargs": {}, "head_input_gain": {"pi": 4.0}}
 METHODS["pdm-gain4-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 4.0}}
 METHODS["pdm-gain2"] = {"pdm_kwargs": {}, "head_input_gain": 2.0}
+# After it: the value head alone at gain 2 (the head whose gain lifted CartPole PPO, at the gain that kept CartPole A2C).
+METHODS["pdm-gain2-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 2.0}}
 
 
 @dataclass
