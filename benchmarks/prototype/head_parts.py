@@ -114,18 +114,11 @@ def stats() -> None:
 
 
 def report(folders: list[str]) -> None:
-    import glob
-    import json
-
-    from sb3_pdm.benchmark.report import iqm_with_ci
+    from sb3_pdm.benchmark.report import iqm_with_ci, load_runs
 
     for folder in folders:
-        # The order of the runs files as the benchmark's summary reads them (the bootstrap CI depends on the order).
-        paths = sorted(glob.glob(os.path.join(folder, "seed_*", "evaluations.json")))
-        runs = []
-        for path in paths:
-            with open(path) as file:
-                runs.append(json.load(file))
+        # The runs in the order the benchmark's summary reads them (the bootstrap CI depends on the order).
+        runs = load_runs(folder)
         finals = np.array([float(run["final"]) for run in runs])
         curves = np.array([[row["mean"] for row in run["curve"]] for run in runs])
         print(folder, f"({len(runs)} seeds)")

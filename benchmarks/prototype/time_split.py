@@ -48,8 +48,8 @@ for method in sys.argv[2].split():
 
 
 def main() -> None:
+    methods = os.environ.get("TIME_SPLIT_METHODS", "backprop pdm frozen")
     for source in sys.argv[1:]:
-        methods = os.environ.get("TIME_SPLIT_METHODS", "backprop pdm frozen")
         subprocess.run([sys.executable, "-c", MEASURE, source, methods], check=True)
 
 
