@@ -57,6 +57,29 @@ class _RunningMoments(nn.Module):
         return self.linear.out_features
 
 
+#: Units in which a :class:`NormalizedValueHead` takes the value loss's gradient (``value_loss_units``).
+VALUE_LOSS_UNITS = ("returns", "normalized")
+
+
+def check_value_loss_units(units: str) -> None:
+    """Raise a ``ValueError`` naming ``value_loss_units`` unless it is one of :data:`VALUE_LOSS_UNITS`."""
+    if units not in VALUE_LOSS_UNITS:
+        raise ValueError(f"value_loss_units must be one of {', '.join(map(repr, VALUE_LOSS_UNITS))}, got {units!r}")
+
+
+class _ScaleGradient(th.autograd.Function):
+    """The identity forward; backward, the incoming gradient times ``scale`` (a tensor without gradient)."""
+
+    @staticmethod
+    def forward(ctx: th.autograd.function.FunctionCtx, x: th.Tensor, scale: th.Tensor) -> th.Tensor:
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: th.autograd.function.FunctionCtx, grad: th.Tensor) -> tuple[th.Tensor, None]:
+        return grad * ctx.scale, None  # type: ignore[attr-defined]
+
+
 class NormalizedValueHead(_RunningMoments):
     """
     Linear value head that predicts returns in units of running statistics of the returns, as in PopArt
@@ -71,16 +94,27 @@ class NormalizedValueHead(_RunningMoments):
     learning rate, which takes thousands of steps; a backprop trunk grows its own weights in every layer instead.
     Measured in ``docs/benchmark.md``.
 
+    With ``loss_units="normalized"`` the head takes the value loss's gradient in the units of its normalised targets
+    instead, as PopArt trains its normalised head: the gradient reaching ``w h + b`` is divided by ``std ** 2``, which is
+    the gradient of the same loss with both the value and its target divided by ``std``. The outputs are the same; only
+    the size of the head's gradient changes, and with it the head's share of the algorithm's gradient-norm clip
+    (``max_grad_norm``), which the action head's gradient shares. In the units of the returns, the value head's gradient
+    is ``std ** 2`` times larger, so on LunarLander it dominates that clip (``docs/benchmark.md``, twenty-fifth round).
+
     :param linear: The head's linear map (features to one output), initialised by the policy.
     :param rate: Weight ``0 < rate <= 1`` of each update in the moving averages.
+    :param loss_units: ``"returns"`` (default) or ``"normalized"``: the units in which the head takes the value loss's
+        gradient.
     """
 
-    def __init__(self, linear: nn.Linear, rate: float) -> None:
+    def __init__(self, linear: nn.Linear, rate: float, loss_units: str = "returns") -> None:
         super().__init__()
         check_value_norm_rate(rate)
+        check_value_loss_units(loss_units)
         if not isinstance(linear, nn.Linear) or linear.out_features != 1:
             raise ValueError(f"NormalizedValueHead needs an nn.Linear with one output, got {linear!r}")
         self.linear = linear
+        self.loss_units = loss_units
         self._register_moments((), rate)
 
     @th.no_grad()
@@ -97,7 +131,10 @@ class NormalizedValueHead(_RunningMoments):
 
     def forward(self, features: th.Tensor) -> th.Tensor:
         linear = self.linear
-        return F.linear(features, linear.weight, linear.bias) * self.std + self.mean
+        normalized = F.linear(features, linear.weight, linear.bias)
+        if self.loss_units == "normalized" and normalized.requires_grad:
+            normalized = _ScaleGradient.apply(normalized, self.std.pow(-2))
+        return normalized * self.std + self.mean
 
 
 def _linear_of(head: nn.Module, wrapper: str) -> nn.Linear:

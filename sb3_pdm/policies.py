@@ -24,6 +24,7 @@ from sb3_pdm.heads import (
     InputNormalizedHead,
     NormalizedValueHead,
     ScaledInputHead,
+    check_value_loss_units,
     check_value_norm_rate,
     head_follow_keys,
     head_input_gains,
@@ -94,6 +95,7 @@ class PDMActorCriticMixin:
         head_follow: str | list[str] | None = None,
         action_code: str = "onehot",
         head_input_gain: float | dict[str, float] | None = None,
+        value_loss_units: str = "returns",
         **kwargs: Any,
     ) -> None:
         self.pdm_config = make_config(pdm_kwargs)
@@ -111,6 +113,13 @@ class PDMActorCriticMixin:
         if value_norm_rate is not None:
             check_value_norm_rate(value_norm_rate)
         self.value_norm_rate = value_norm_rate
+        check_value_loss_units(value_loss_units)
+        if value_loss_units != "returns" and value_norm_rate is None:
+            raise ValueError(
+                f"value_loss_units={value_loss_units!r} needs the normalised value head (value_norm_rate set); with "
+                f"value_norm_rate=None the plain head takes the loss in the units of the returns"
+            )
+        self.value_loss_units = value_loss_units
         self._head_input_norm_rates = head_input_norm_rates(head_input_norm_rate)
         self.head_input_norm_rate = head_input_norm_rate
         self._head_input_gains = head_input_gains(head_input_gain)
@@ -177,7 +186,7 @@ class PDMActorCriticMixin:
         super()._build(lr_schedule)  # type: ignore[misc]
         if self.value_norm_rate is not None:
             # Wraps the initialised linear head: same parameters, outputs in the units of the returns' statistics.
-            self.value_net = NormalizedValueHead(self.value_net, self.value_norm_rate)
+            self.value_net = NormalizedValueHead(self.value_net, self.value_norm_rate, self.value_loss_units)
         # The heads read their features standardised by running statistics (both, or the one named); same parameters,
         # same outputs.
         rates = self._head_input_norm_rates
@@ -230,6 +239,7 @@ class PDMActorCriticMixin:
             head_follow=self.head_follow,
             action_code=self.action_code,
             head_input_gain=self.head_input_gain,
+            value_loss_units=self.value_loss_units,
         )
         return data
 
@@ -431,6 +441,10 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         moves them as fast as on features of per-unit std ``gain * feature_scale``; ``dict(pi=...)`` or ``dict(vf=...)``
         for one head. Not together with ``head_input_norm_rate`` on the same head. ``None`` (default): the heads read
         the features as they are.
+    :param value_loss_units: Units in which the normalised value head (``value_norm_rate``) takes the value loss's
+        gradient: ``"returns"`` (default) or ``"normalized"``, the units of its normalised targets, as in PopArt (the
+        gradient divided by the returns' running variance). Its outputs are the same either way; only its share of the
+        algorithm's gradient-norm clip, which the action head shares, changes. Needs ``value_norm_rate``.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """
 

@@ -222,6 +222,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-gain4-vf",
     "pdm-gain2",
     "pdm-gain2-vf",
+    "pdm-vloss-norm",
 )
 
 
@@ -255,6 +256,7 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
             "pdm-gain4-vf": 0.1,
             "pdm-gain2": 0.1,
             "pdm-gain2-vf": 0.1,
+            "pdm-vloss-norm": 0.1,
         }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
@@ -284,6 +286,15 @@ def test_per_head_gain_methods_scale_the_heads_they_name(method, gains):
     for head, gain in zip((model.policy.action_net, model.policy.value_net), gains):
         assert isinstance(head, ScaledInputHead) == (gain is not None)
         assert gain is None or head.gain == gain
+    assert all(layer.local_learning for layer in pdm_layers(model.policy))
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo"])
+def test_value_loss_method_sets_normalized_units_on_the_default_heads(algo):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", algo, "pdm-vloss-norm", 0, budget=128))
+    head = model.policy.value_net
+    assert isinstance(head, NormalizedValueHead) and head.loss_units == "normalized"
+    assert not isinstance(model.policy.action_net, ScaledInputHead)
     assert all(layer.local_learning for layer in pdm_layers(model.policy))
 
 

@@ -398,3 +398,67 @@ def test_head_follow_trains_and_is_saved(tmp_path, share_trunk):
     assert loaded.policy.mlp_extractor._followers["pi"] is loaded.policy.action_net
     obs = th.as_tensor(model.env.reset(), dtype=th.float32)
     assert th.equal(_logits(loaded.policy, obs), _logits(model.policy, obs))
+
+
+def test_normalized_loss_units_divide_the_value_heads_gradient_by_the_variance():
+    th.manual_seed(0)
+    heads = [NormalizedValueHead(th.nn.Linear(5, 1), rate=1.0, loss_units=units) for units in ("returns", "normalized")]
+    heads[1].load_state_dict(heads[0].state_dict())
+    targets = 30.0 + 6.0 * th.randn(64)
+    features = th.randn(64, 5)
+    for head in heads:
+        head.update(targets)
+    with th.no_grad():
+        assert th.equal(heads[0](features), heads[1](features))
+    for head in heads:
+        ((head(features).flatten() - targets) ** 2).mean().backward()
+    std = heads[0].std
+    assert std > 5.0
+    # The gradient of the same loss with the value and the target both divided by std (PopArt's units): std**2 smaller.
+    for returns, normalized in zip(heads[0].parameters(), heads[1].parameters()):
+        assert th.allclose(normalized.grad, returns.grad / std**2, rtol=1e-5)
+    expected = th.autograd.grad(
+        ((heads[1].linear(features).flatten() - (targets - heads[1].mean) / std) ** 2).mean(), heads[1].linear.weight
+    )[0]
+    assert th.allclose(heads[1].linear.weight.grad, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("units", ["raw", "", None, 1])
+def test_bad_value_loss_units_raise_naming_the_parameter(units):
+    with pytest.raises(ValueError, match="value_loss_units"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(value_loss_units=units), device="cpu")
+
+
+def test_normalized_value_loss_needs_the_normalized_head():
+    with pytest.raises(ValueError, match="value_loss_units='normalized' needs the normalised value head"):
+        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(value_loss_units="normalized", value_norm_rate=None), device="cpu")
+
+
+def test_normalized_value_loss_keeps_outputs_shrinks_the_value_gradient_and_is_saved(tmp_path, monkeypatch):
+    models = [_ppo(dict(value_loss_units=units), rollout_buffer_class=PDMRolloutBuffer) for units in ("returns", "normalized")]
+    obs = th.as_tensor(models[0].env.reset(), dtype=th.float32)
+    with th.no_grad():
+        assert th.equal(models[0].policy.predict_values(obs), models[1].policy.predict_values(obs))
+    clip = th.nn.utils.clip_grad_norm_
+    seen: dict[int, list[float]] = {0: [], 1: []}
+    for index, model in enumerate(models):
+
+        def record(parameters, max_norm, *args, model=model, index=index, **kwargs):
+            # The value head's gradient as the algorithm's clip sees it, before clipping.
+            seen[index].append(th.linalg.vector_norm(model.policy.value_net.linear.weight.grad).item())
+            return clip(parameters, max_norm, *args, **kwargs)
+
+        monkeypatch.setattr(th.nn.utils, "clip_grad_norm_", record)
+        model.learn(128)
+    monkeypatch.undo()
+    norms = [sum(values) / len(values) for values in seen.values()]
+    head = models[1].policy.value_net
+    assert head.loss_units == "normalized" and head.n_updates == 2 * 3 * 2 and head.std > 1.0
+    # CartPole's returns spread by more than 1, so the value head's gradient in normalised units is the smaller one.
+    assert norms[1] < norms[0]
+    assert all(th.isfinite(p).all() for p in models[1].policy.parameters())
+    models[1].save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.value_loss_units == "normalized" and loaded.policy.value_net.loss_units == "normalized"
+    with th.no_grad():
+        assert th.equal(loaded.policy.predict_values(obs), models[1].policy.predict_values(obs))

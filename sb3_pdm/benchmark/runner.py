@@ -199,6 +199,9 @@ METHODS["pdm-gain4-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 4.0}}
 METHODS["pdm-gain2"] = {"pdm_kwargs": {}, "head_input_gain": 2.0}
 # After it: the value head alone at gain 2 (the head whose gain lifted CartPole PPO, at the gain that kept CartPole A2C).
 METHODS["pdm-gain2-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 2.0}}
+# Twenty-sixth round: the value head takes the value loss's gradient in the units of its normalised targets (PopArt's),
+# so that it no longer dominates the gradient-norm clip that the action head shares.
+METHODS["pdm-vloss-norm"] = {"pdm_kwargs": {}, "value_loss_units": "normalized"}
 
 
 @dataclass
@@ -261,6 +264,7 @@ def make_model(spec: RunSpec) -> tuple[BaseAlgorithm, VecEnv, list[BaseCallback]
             "head_follow",
             "action_code",
             "head_input_gain",
+            "value_loss_units",
         )
         for option in options:
             if option in method:

@@ -1,0 +1,81 @@
+"""
+The heads' shares of the algorithm's gradient-norm clip (twenty-sixth round of ``docs/benchmark.md``).
+
+Every zoo entry of the benchmark clips the gradient of all trained parameters to a global norm (``max_grad_norm``,
+0.5), so the action and value heads share one clip coefficient. This script trains seed 0 of a setting for a few
+thousand steps per method and records, at every call of the clip: the norms of the action head's gradient (with
+``log_std``), of the value head's, and of everything else that has a gradient (backprop's hidden layers; PDM layers
+clear theirs after each local step, so 0), and the clip coefficient ``min(1, max_norm / total norm)``. It prints
+medians and spreads per method, and the value head's return std at the end (``NormalizedValueHead``).
+
+Usage: ``python benchmarks/prototype/clip_share.py > benchmarks/prototype/clip_share.txt``
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch as th
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+from sb3_pdm.benchmark.runner import RunSpec, make_model  # noqa: E402
+from sb3_pdm.heads import normalized_value_head  # noqa: E402
+
+SETTINGS = [
+    ("LunarLander-v3", "a2c", 30_000, ["backprop", "pdm", "pdm-gain2", "pdm-gain2-vf", "pdm-vloss-norm"]),
+    ("CartPole-v1", "a2c", 30_000, ["backprop", "pdm", "pdm-vloss-norm"]),
+    ("CartPole-v1", "ppo", 20_000, ["backprop", "pdm", "pdm-vloss-norm"]),
+]
+HEADS = {"pi": ("action_net", "log_std"), "vf": ("value_net",)}
+
+
+def grad_norm(policy: th.nn.Module, keep) -> float:
+    total = 0.0
+    for name, parameter in policy.named_parameters():
+        if keep(name) and parameter.grad is not None:
+            total += float((parameter.grad.detach() ** 2).sum())
+    return total**0.5
+
+
+def measure(env: str, algo: str, steps: int, method: str) -> str:
+    model, _, callbacks, _ = make_model(RunSpec(env, algo, method, 0, budget=steps))
+    policy = model.policy
+    records = []
+    clip = th.nn.utils.clip_grad_norm_
+
+    def recorded_clip(parameters, max_norm, *args, **kwargs):
+        pi = grad_norm(policy, lambda name: name.startswith(HEADS["pi"]))
+        vf = grad_norm(policy, lambda name: name.startswith(HEADS["vf"]))
+        rest = grad_norm(policy, lambda name: not name.startswith(HEADS["pi"] + HEADS["vf"]))
+        total = clip(parameters, max_norm, *args, **kwargs)
+        records.append((pi, vf, rest, min(1.0, max_norm / (float(total) + 1e-6))))
+        return total
+
+    th.nn.utils.clip_grad_norm_ = recorded_clip
+    try:
+        model.learn(steps, callback=callbacks)
+    finally:
+        th.nn.utils.clip_grad_norm_ = clip
+    pi, vf, rest, coef = np.array(records).T
+    ratio = vf / (pi + 1e-12)
+    head = normalized_value_head(policy.value_net)
+    std = f"{float(head.std):.1f}" if head is not None else "-"
+    return (
+        f"  {method:15s} {len(coef):5d} clips | |g_pi| {np.median(pi):7.3f} | |g_vf| {np.median(vf):8.3f} | "
+        f"|g_vf|/|g_pi| {np.median(ratio):6.2f} [p10 {np.percentile(ratio, 10):6.2f}, p90 {np.percentile(ratio, 90):6.2f}] | "
+        f"other {np.median(rest):6.3f} | clip coef {np.median(coef):.3f}, cv {coef.std() / coef.mean():.2f}, "
+        f"clipped {np.mean(coef < 1):.2f} | return std {std}"
+    )
+
+
+def main() -> None:
+    th.set_num_threads(1)
+    print("medians over the run's clip calls (seed 0); cv: std / mean of the clip coefficient")
+    for env, algo, steps, methods in SETTINGS:
+        print(f"{env} {algo}, {steps} steps:", flush=True)
+        for method in methods:
+            print(measure(env, algo, steps, method), flush=True)
+
+
+if __name__ == "__main__":
+    main()
