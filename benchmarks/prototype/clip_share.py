@@ -2,13 +2,18 @@
 The heads' shares of the algorithm's gradient-norm clip (twenty-sixth round of ``docs/benchmark.md``).
 
 Every zoo entry of the benchmark clips the gradient of all trained parameters to a global norm (``max_grad_norm``,
-0.5), so the action and value heads share one clip coefficient. This script trains seed 0 of a setting for a few
-thousand steps per method and records, at every call of the clip: the norms of the action head's gradient (with
-``log_std``), of the value head's, and of everything else that has a gradient (backprop's hidden layers; PDM layers
-clear theirs after each local step, so 0), and the clip coefficient ``min(1, max_norm / total norm)``. It prints
-medians and spreads per method, and the value head's return std at the end (``NormalizedValueHead``).
+0.5), so the action and value heads share one clip coefficient. This script trains seed 0 of each setting in
+``SETTINGS`` (or of those named on the command line, as ``LunarLander-v3/ppo``) for a few thousand steps per method and
+records, at every call of the clip: the norms of the action head's gradient (with ``log_std``), of the value head's, and
+of everything else that has a gradient (backprop's hidden layers; PDM layers clear theirs after each local step, so 0),
+and the clip coefficient ``min(1, max_norm / total norm)``. It prints medians and spreads per method, and the value
+head's return std at the end (``NormalizedValueHead``).
 
-Usage: ``python benchmarks/prototype/clip_share.py > benchmarks/prototype/clip_share.txt``
+Usage (the two outputs of the twenty-sixth round)::
+
+    P=benchmarks/prototype
+    python $P/clip_share.py LunarLander-v3/a2c CartPole-v1/a2c CartPole-v1/ppo > $P/clip_share.txt
+    python $P/clip_share.py LunarLander-v3/ppo Acrobot-v1/ppo > $P/clip_share_ppo.txt
 """
 
 import os
@@ -25,6 +30,8 @@ SETTINGS = [
     ("LunarLander-v3", "a2c", 30_000, ["backprop", "pdm", "pdm-gain2", "pdm-gain2-vf", "pdm-vloss-norm"]),
     ("CartPole-v1", "a2c", 30_000, ["backprop", "pdm", "pdm-vloss-norm"]),
     ("CartPole-v1", "ppo", 20_000, ["backprop", "pdm", "pdm-vloss-norm"]),
+    ("LunarLander-v3", "ppo", 50_000, ["backprop", "pdm", "pdm-vloss-norm"]),
+    ("Acrobot-v1", "ppo", 50_000, ["backprop", "pdm", "pdm-vloss-norm"]),
 ]
 HEADS = {"pi": ("action_net", "log_std"), "vf": ("value_net",)}
 
@@ -71,7 +78,10 @@ def measure(env: str, algo: str, steps: int, method: str) -> str:
 def main() -> None:
     th.set_num_threads(1)
     print("medians over the run's clip calls (seed 0); cv: std / mean of the clip coefficient")
+    chosen = sys.argv[1:]
     for env, algo, steps, methods in SETTINGS:
+        if chosen and f"{env}/{algo}" not in chosen:
+            continue
         print(f"{env} {algo}, {steps} steps:", flush=True)
         for method in methods:
             print(measure(env, algo, steps, method), flush=True)
