@@ -96,10 +96,11 @@ class NormalizedValueHead(_RunningMoments):
 
     With ``loss_units="normalized"`` the head takes the value loss's gradient in the units of its normalised targets
     instead, as PopArt trains its normalised head: the gradient reaching ``w h + b`` is divided by ``std ** 2``, which is
-    the gradient of the same loss with both the value and its target divided by ``std``. The outputs are the same; only
-    the size of the head's gradient changes, and with it the head's share of the algorithm's gradient-norm clip
-    (``max_grad_norm``), which the action head's gradient shares. In the units of the returns, the value head's gradient
-    is ``std ** 2`` times larger, so on LunarLander it dominates that clip (``docs/benchmark.md``, twenty-fifth round).
+    the gradient of the same loss with both the value and its target divided by ``std``. The outputs are the same; the
+    size of the head's gradient changes, which Adam and RMSprop mostly normalise away, and with it the head's share of
+    the algorithm's gradient-norm clip (``max_grad_norm``), which the action head's gradient shares. In the units of the
+    returns, the value head's gradient is ``std ** 2`` times larger, so on LunarLander it dominates that clip
+    (``docs/benchmark.md``, twenty-sixth round).
 
     :param linear: The head's linear map (features to one output), initialised by the policy.
     :param rate: Weight ``0 < rate <= 1`` of each update in the moving averages.
