@@ -223,6 +223,7 @@ LOCAL_EPOCHS_5 = (
     "pdm-gain2",
     "pdm-gain2-vf",
     "pdm-vloss-norm",
+    "frozen-vloss-norm",
 )
 
 
@@ -257,6 +258,7 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
             "pdm-gain2": 0.1,
             "pdm-gain2-vf": 0.1,
             "pdm-vloss-norm": 0.1,
+            "frozen-vloss-norm": 0.1,
         }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
@@ -290,12 +292,13 @@ def test_per_head_gain_methods_scale_the_heads_they_name(method, gains):
 
 
 @pytest.mark.parametrize("algo", ["a2c", "ppo"])
-def test_value_loss_method_sets_normalized_units_on_the_default_heads(algo):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", algo, "pdm-vloss-norm", 0, budget=128))
+@pytest.mark.parametrize("method", ["pdm-vloss-norm", "frozen-vloss-norm"])
+def test_value_loss_methods_set_normalized_units_and_freeze_only_the_control(method, algo):
+    model, _, _, _ = make_model(RunSpec("CartPole-v1", algo, method, 0, budget=128))
     head = model.policy.value_net
     assert isinstance(head, NormalizedValueHead) and head.loss_units == "normalized"
     assert not isinstance(model.policy.action_net, ScaledInputHead)
-    assert all(layer.local_learning for layer in pdm_layers(model.policy))
+    assert all(layer.local_learning == (method == "pdm-vloss-norm") for layer in pdm_layers(model.policy))
 
 
 @pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])

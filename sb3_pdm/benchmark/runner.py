@@ -202,6 +202,7 @@ METHODS["pdm-gain2-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 2.0}}
 # Twenty-sixth round: the value head takes the value loss's gradient in the units of its normalised targets (PopArt's),
 # so that it no longer dominates the gradient-norm clip that the action head shares.
 METHODS["pdm-vloss-norm"] = {"pdm_kwargs": {}, "value_loss_units": "normalized"}
+METHODS["frozen-vloss-norm"] = {"pdm_kwargs": {}, "value_loss_units": "normalized", "frozen": True}
 
 
 @dataclass
