@@ -18,6 +18,8 @@ Usage (the two outputs of the twenty-sixth round)::
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch as th
@@ -44,13 +46,15 @@ def grad_norm(policy: th.nn.Module, keep) -> float:
     return total**0.5
 
 
-def measure(env: str, algo: str, steps: int, method: str) -> str:
-    model, _, callbacks, _ = make_model(RunSpec(env, algo, method, 0, budget=steps))
-    policy = model.policy
-    records = []
+@contextmanager
+def recorded_clip(policy: th.nn.Module, records: list) -> Iterator[None]:
+    """
+    Within the block, every call of ``th.nn.utils.clip_grad_norm_`` appends ``(|g_pi|, |g_vf|, |g_other|, clip
+    coefficient)`` of ``policy``'s gradients before the clip to ``records``.
+    """
     clip = th.nn.utils.clip_grad_norm_
 
-    def recorded_clip(parameters, max_norm, *args, **kwargs):
+    def recording(parameters, max_norm, *args, **kwargs):
         pi = grad_norm(policy, lambda name: name.startswith(HEADS["pi"]))
         vf = grad_norm(policy, lambda name: name.startswith(HEADS["vf"]))
         rest = grad_norm(policy, lambda name: not name.startswith(HEADS["pi"] + HEADS["vf"]))
@@ -58,11 +62,19 @@ def measure(env: str, algo: str, steps: int, method: str) -> str:
         records.append((pi, vf, rest, min(1.0, max_norm / (float(total) + 1e-6))))
         return total
 
-    th.nn.utils.clip_grad_norm_ = recorded_clip
+    th.nn.utils.clip_grad_norm_ = recording
     try:
-        model.learn(steps, callback=callbacks)
+        yield
     finally:
         th.nn.utils.clip_grad_norm_ = clip
+
+
+def measure(env: str, algo: str, steps: int, method: str) -> str:
+    model, _, callbacks, _ = make_model(RunSpec(env, algo, method, 0, budget=steps))
+    policy = model.policy
+    records: list = []
+    with recorded_clip(policy, records):
+        model.learn(steps, callback=callbacks)
     pi, vf, rest, coef = np.array(records).T
     ratio = vf / (pi + 1e-12)
     head = normalized_value_head(policy.value_net)

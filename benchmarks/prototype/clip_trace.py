@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from clip_share import HEADS, grad_norm  # noqa: E402
+from clip_share import recorded_clip  # noqa: E402
 
 from sb3_pdm.benchmark.runner import RunSpec, make_model  # noqa: E402
 
@@ -43,31 +43,18 @@ class _Tenths(BaseCallback):
         with th.no_grad():
             entropy = float(self.model.policy.get_distribution(obs).entropy().mean())
         returns = [info["r"] for info in self.model.ep_info_buffer]
-        records = np.array(self.records) if self.records else np.full((1, 3), np.nan)
+        records = np.array(self.records) if self.records else np.full((1, 4), np.nan)
         self.records.clear()
-        pi, vf, coef = records.T
+        pi, vf, _, coef = records.T
         self.rows.append((self.num_timesteps, np.median(coef), np.median(vf / (pi + 1e-12)), np.mean(returns), entropy))
 
 
 def trace(env: str, algo: str, method: str) -> None:
     model, _, callbacks, budget = make_model(RunSpec(env, algo, method, 0))
-    policy = model.policy
     records: list = []
     rows: list = []
-    clip = th.nn.utils.clip_grad_norm_
-
-    def recorded_clip(parameters, max_norm, *args, **kwargs):
-        pi = grad_norm(policy, lambda name: name.startswith(HEADS["pi"]))
-        vf = grad_norm(policy, lambda name: name.startswith(HEADS["vf"]))
-        total = clip(parameters, max_norm, *args, **kwargs)
-        records.append((pi, vf, min(1.0, max_norm / (float(total) + 1e-6))))
-        return total
-
-    th.nn.utils.clip_grad_norm_ = recorded_clip
-    try:
+    with recorded_clip(model.policy, records):
         model.learn(budget, callback=[*callbacks, _Tenths(budget, records, rows)])
-    finally:
-        th.nn.utils.clip_grad_norm_ = clip
     print(f"{env} {algo} {method}, seed 0, {budget} steps:")
     print("  steps   | clip coef | |g_vf|/|g_pi| | training return | entropy")
     for steps, coef, ratio, mean_return, entropy in rows:
