@@ -89,8 +89,8 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
         ``"centered"`` (minus ``1 / n``), as in :class:`sb3_pdm.PDMPolicy`.
     :param head_input_gain: A fixed factor on the heads' features (one number, or ``dict(pi=...)``/``dict(vf=...)``),
         as in :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads read the features as they are.
-    :param value_loss_units: Units of the normalised value head's loss gradient, ``"returns"`` (default) or
-        ``"normalized"`` (PopArt's), as in :class:`sb3_pdm.PDMPolicy`.
+    :param value_loss_units: Units of the normalised value head's loss gradient, ``"returns"`` (default), ``"linear"``
+        or ``"normalized"`` (PopArt's), as in :class:`sb3_pdm.PDMPolicy`.
     :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
     """
 

@@ -58,7 +58,10 @@ class _RunningMoments(nn.Module):
 
 
 #: Units in which a :class:`NormalizedValueHead` takes the value loss's gradient (``value_loss_units``).
-VALUE_LOSS_UNITS = ("returns", "normalized")
+VALUE_LOSS_UNITS = ("returns", "linear", "normalized")
+
+#: Power of the returns' running std that divides the value head's gradient, per ``value_loss_units``.
+_GRADIENT_STD_POWER = {"returns": 0, "linear": 1, "normalized": 2}
 
 
 def check_value_loss_units(units: str) -> None:
@@ -100,12 +103,14 @@ class NormalizedValueHead(_RunningMoments):
     size of the head's gradient changes, which Adam and RMSprop mostly normalise away, and with it the head's share of
     the algorithm's gradient-norm clip (``max_grad_norm``), which the action head's gradient shares. In the units of the
     returns, the value head's gradient is ``std ** 2`` times larger, so on LunarLander it dominates that clip
-    (``docs/benchmark.md``, twenty-sixth round).
+    (``docs/benchmark.md``, twenty-sixth round). With ``loss_units="linear"`` the gradient is divided by ``std``: it is
+    then the gradient that SB3's plain linear value head, whose weights are ``std * w``, gets for the same outputs and
+    features, the size for which the zoo's ``max_grad_norm`` was tuned (twenty-seventh round).
 
     :param linear: The head's linear map (features to one output), initialised by the policy.
     :param rate: Weight ``0 < rate <= 1`` of each update in the moving averages.
-    :param loss_units: ``"returns"`` (default) or ``"normalized"``: the units in which the head takes the value loss's
-        gradient.
+    :param loss_units: ``"returns"`` (default), ``"linear"`` or ``"normalized"``: the units in which the head takes the
+        value loss's gradient (the gradient divided by ``std ** 0``, ``std`` or ``std ** 2``).
     """
 
     def __init__(self, linear: nn.Linear, rate: float, loss_units: str = "returns") -> None:
@@ -133,8 +138,9 @@ class NormalizedValueHead(_RunningMoments):
     def forward(self, features: th.Tensor) -> th.Tensor:
         linear = self.linear
         normalized = F.linear(features, linear.weight, linear.bias)
-        if self.loss_units == "normalized" and normalized.requires_grad:
-            normalized = _ScaleGradient.apply(normalized, self.std.pow(-2))
+        power = _GRADIENT_STD_POWER[self.loss_units]
+        if power and normalized.requires_grad:
+            normalized = _ScaleGradient.apply(normalized, self.std.pow(-power))
         return normalized * self.std + self.mean
 
 

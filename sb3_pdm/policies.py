@@ -442,8 +442,9 @@ class PDMPolicy(PDMActorCriticMixin, ActorCriticPolicy):
         for one head. Not together with ``head_input_norm_rate`` on the same head. ``None`` (default): the heads read
         the features as they are.
     :param value_loss_units: Units in which the normalised value head (``value_norm_rate``) takes the value loss's
-        gradient: ``"returns"`` (default) or ``"normalized"``, the units of its normalised targets, as in PopArt (the
-        gradient divided by the returns' running variance). Its outputs are the same either way; what changes most is its
+        gradient: ``"returns"`` (default), ``"linear"`` (divided by the returns' running std: the gradient SB3's plain
+        linear value head gets for the same outputs) or ``"normalized"``, the units of its normalised targets, as in
+        PopArt (divided by the returns' running variance). Its outputs are the same either way; what changes most is its
         share of the algorithm's gradient-norm clip, which the action head shares. Needs ``value_norm_rate``.
     :param kwargs: Other ``ActorCriticPolicy`` arguments (``ortho_init``, ``log_std_init``, ``optimizer_class``, ...).
     """

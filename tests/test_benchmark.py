@@ -224,6 +224,8 @@ LOCAL_EPOCHS_5 = (
     "pdm-gain2-vf",
     "pdm-vloss-norm",
     "frozen-vloss-norm",
+    "pdm-vloss-linear",
+    "frozen-vloss-linear",
 )
 
 
@@ -259,6 +261,8 @@ def test_methods_measured_before_the_move_limit_keep_it_off(method):
             "pdm-gain2-vf": 0.1,
             "pdm-vloss-norm": 0.1,
             "frozen-vloss-norm": 0.1,
+            "pdm-vloss-linear": 0.1,
+            "frozen-vloss-linear": 0.1,
         }
     )
     assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
@@ -292,13 +296,21 @@ def test_per_head_gain_methods_scale_the_heads_they_name(method, gains):
 
 
 @pytest.mark.parametrize("algo", ["a2c", "ppo"])
-@pytest.mark.parametrize("method", ["pdm-vloss-norm", "frozen-vloss-norm"])
-def test_value_loss_methods_set_normalized_units_and_freeze_only_the_control(method, algo):
+@pytest.mark.parametrize(
+    "method, units",
+    [
+        ("pdm-vloss-norm", "normalized"),
+        ("frozen-vloss-norm", "normalized"),
+        ("pdm-vloss-linear", "linear"),
+        ("frozen-vloss-linear", "linear"),
+    ],
+)
+def test_value_loss_methods_set_their_units_and_freeze_only_the_control(method, units, algo):
     model, _, _, _ = make_model(RunSpec("CartPole-v1", algo, method, 0, budget=128))
     head = model.policy.value_net
-    assert isinstance(head, NormalizedValueHead) and head.loss_units == "normalized"
+    assert isinstance(head, NormalizedValueHead) and head.loss_units == units
     assert not isinstance(model.policy.action_net, ScaledInputHead)
-    assert all(layer.local_learning == (method == "pdm-vloss-norm") for layer in pdm_layers(model.policy))
+    assert all(layer.local_learning == method.startswith("pdm") for layer in pdm_layers(model.policy))
 
 
 @pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])

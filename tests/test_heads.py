@@ -423,6 +423,26 @@ def test_normalized_loss_units_divide_the_value_heads_gradient_by_the_variance()
     assert th.allclose(heads[1].linear.weight.grad, expected, rtol=1e-4)
 
 
+def test_linear_loss_units_give_the_gradient_of_sb3s_plain_linear_value_head():
+    th.manual_seed(1)
+    head = NormalizedValueHead(th.nn.Linear(5, 1), rate=1.0, loss_units="linear")
+    targets = -120.0 + 40.0 * th.randn(64)
+    features = th.randn(64, 5)
+    head.update(targets)
+    std = head.std
+    assert std > 30.0
+    # The plain head with the same outputs: weights std * w, bias std * b + mean, trained on the same loss.
+    plain = th.nn.Linear(5, 1)
+    with th.no_grad():
+        plain.weight.copy_(std * head.linear.weight)
+        plain.bias.copy_(std * head.linear.bias + head.mean)
+        assert th.allclose(plain(features), head(features), rtol=1e-5, atol=1e-3)
+    for module in (head, plain):
+        ((module(features).flatten() - targets) ** 2).mean().backward()
+    assert th.allclose(head.linear.weight.grad, plain.weight.grad, rtol=1e-4)
+    assert th.allclose(head.linear.bias.grad, plain.bias.grad, rtol=1e-4)
+
+
 @pytest.mark.parametrize("units", ["raw", "", None, 1])
 def test_bad_value_loss_units_raise_naming_the_parameter(units):
     with pytest.raises(ValueError, match="value_loss_units"):

@@ -14,8 +14,13 @@ Usage (the two outputs of the twenty-sixth round)::
     P=benchmarks/prototype
     python $P/clip_share.py LunarLander-v3/a2c CartPole-v1/a2c CartPole-v1/ppo > $P/clip_share.txt
     python $P/clip_share.py LunarLander-v3/ppo Acrobot-v1/ppo > $P/clip_share_ppo.txt
+
+and of the twenty-seventh::
+
+    python $P/clip_share.py --methods pdm-vloss-linear > $P/clip_share_linear.txt
 """
 
+import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -88,14 +93,17 @@ def measure(env: str, algo: str, steps: int, method: str) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser.add_argument("settings", nargs="*", help="env/algo of SETTINGS to run (default: all)")
+    parser.add_argument("--methods", nargs="+", help="methods to measure instead of each setting's list")
+    args = parser.parse_args()
     th.set_num_threads(1)
     print("medians over the run's clip calls (seed 0); cv: std / mean of the clip coefficient")
-    chosen = sys.argv[1:]
     for env, algo, steps, methods in SETTINGS:
-        if chosen and f"{env}/{algo}" not in chosen:
+        if args.settings and f"{env}/{algo}" not in args.settings:
             continue
         print(f"{env} {algo}, {steps} steps:", flush=True)
-        for method in methods:
+        for method in args.methods or methods:
             print(measure(env, algo, steps, method), flush=True)
 
 

@@ -203,6 +203,10 @@ METHODS["pdm-gain2-vf"] = {"pdm_kwargs": {}, "head_input_gain": {"vf": 2.0}}
 # so that it no longer dominates the gradient-norm clip that the action head shares.
 METHODS["pdm-vloss-norm"] = {"pdm_kwargs": {}, "value_loss_units": "normalized"}
 METHODS["frozen-vloss-norm"] = {"pdm_kwargs": {}, "value_loss_units": "normalized", "frozen": True}
+# Twenty-seventh round: the value head's gradient as SB3's plain linear value head gets it (divided by the returns' std),
+# the size for which the zoo's max_grad_norm was tuned.
+METHODS["pdm-vloss-linear"] = {"pdm_kwargs": {}, "value_loss_units": "linear"}
+METHODS["frozen-vloss-linear"] = {"pdm_kwargs": {}, "value_loss_units": "linear", "frozen": True}
 
 
 @dataclass
