@@ -57,11 +57,11 @@ class _RunningMoments(nn.Module):
         return self.linear.out_features
 
 
-#: Units in which a :class:`NormalizedValueHead` takes the value loss's gradient (``value_loss_units``).
-VALUE_LOSS_UNITS = ("returns", "linear", "normalized")
-
 #: Power of the returns' running std that divides the value head's gradient, per ``value_loss_units``.
 _GRADIENT_STD_POWER = {"returns": 0, "linear": 1, "normalized": 2}
+
+#: Units in which a :class:`NormalizedValueHead` takes the value loss's gradient (``value_loss_units``).
+VALUE_LOSS_UNITS = tuple(_GRADIENT_STD_POWER)
 
 
 def check_value_loss_units(units: str) -> None:
