@@ -4,9 +4,9 @@ import os
 
 from sb3_pdm.callbacks import PDMCallback
 from sb3_pdm.config import PDMConfig
-from sb3_pdm.extractors import PDMCombinedExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN
+from sb3_pdm.extractors import PDMCombinedExtractor, PDMFeaturesExtractor, PDMMlpFeaturesExtractor, PDMNatureCNN
 from sb3_pdm.guidance import PDMDictRolloutBuffer, PDMRolloutBuffer
-from sb3_pdm.heads import InputNormalizedHead, NormalizedValueHead, ScaledInputHead
+from sb3_pdm.heads import NormalizedValueHead
 from sb3_pdm.layers import PDMConv2d, PDMLayer, PDMLinear
 from sb3_pdm.policies import CnnPDMPolicy, MultiInputPDMPolicy, PDMPolicy
 from sb3_pdm.trunks import PDMMlpExtractor
@@ -16,7 +16,6 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 
 __all__ = [
     "CnnPDMPolicy",
-    "InputNormalizedHead",
     "MultiInputPDMPolicy",
     "NormalizedValueHead",
     "PDMCallback",
@@ -24,6 +23,7 @@ __all__ = [
     "PDMConfig",
     "PDMConv2d",
     "PDMDictRolloutBuffer",
+    "PDMFeaturesExtractor",
     "PDMLayer",
     "PDMLinear",
     "PDMMlpExtractor",
@@ -31,5 +31,4 @@ __all__ = [
     "PDMNatureCNN",
     "PDMPolicy",
     "PDMRolloutBuffer",
-    "ScaledInputHead",
 ]

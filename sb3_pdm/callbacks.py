@@ -1,13 +1,16 @@
 """``PDMCallback``: connects a PDM policy to its algorithm (guidance signals, local lr schedule, logging)."""
 
+import warnings
+
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from torch import nn
 
 from sb3_pdm.guidance import enable_guidance
-from sb3_pdm.heads import normalized_value_head
+from sb3_pdm.heads import NormalizedValueHead
 from sb3_pdm.layers import PDMLayer, pdm_layers
+from sb3_pdm.policies import PDMActorCriticMixin
 
 
 def layer_names(policy: nn.Module) -> dict[str, str]:
@@ -34,8 +37,9 @@ def named_layers(policy: nn.Module) -> list[tuple[str, PDMLayer]]:
 
 def record_diagnostics(policy: nn.Module, logger: Logger, layers: list[tuple[str, PDMLayer]] | None = None) -> None:
     """
-    Record each PDM layer's local loss, feature scale and skipped (and held) steps since the last call under ``pdm/``, and the
-    return statistics of a normalised value head (``pdm/value_mean``, ``pdm/value_std``).
+    Record under ``pdm/`` each PDM layer's local loss, feature scale and skipped (and held) steps since the last call,
+    and a normalised value head's return statistics and skipped non-finite updates (``pdm/value_mean``,
+    ``pdm/value_std``, ``pdm/value_skipped``).
 
     :param policy: A policy (or any module) holding PDM layers.
     :param logger: SB3 logger.
@@ -49,13 +53,13 @@ def record_diagnostics(policy: nn.Module, logger: Logger, layers: list[tuple[str
         logger.record(f"pdm/{name}/loss", stats["loss"])
         logger.record(f"pdm/{name}/feature_scale", stats["feature_scale"])
         logger.record(f"pdm/{name}/skipped", stats["skipped"])
-        for key in ("held", "gate"):
-            if key in stats:
-                logger.record(f"pdm/{name}/{key}", stats[key])
-    value_net = normalized_value_head(getattr(policy, "value_net", None))
-    if value_net is not None:
+        if "held" in stats:
+            logger.record(f"pdm/{name}/held", stats["held"])
+    value_net = getattr(policy, "value_net", None)
+    if isinstance(value_net, NormalizedValueHead):
         logger.record("pdm/value_mean", value_net.mean.item())
         logger.record("pdm/value_std", value_net.std.item())
+        logger.record("pdm/value_skipped", value_net.pop_skipped())
     if hasattr(policy, "pop_missing_guidance"):
         logger.record("pdm/guidance_missing", policy.pop_missing_guidance())
 
@@ -79,8 +83,24 @@ class PDMCallback(BaseCallback):
             raise TypeError(
                 f"PDMCallback serves on-policy algorithms (PPO, A2C, TRPO, MaskablePPO), got {type(self.model).__name__}"
             )
-        if not pdm_layers(self.model.policy):
-            raise ValueError(f"PDMCallback needs a policy with PDM layers, got {type(self.model.policy).__name__}")
+        policy = self.model.policy
+        if not pdm_layers(policy):
+            if isinstance(policy, PDMActorCriticMixin):
+                raise ValueError(
+                    f"PDMCallback found no PDM layer in {type(policy).__name__}: net_arch=[] (or dict(pi=[], vf=[])) "
+                    "leaves no hidden layer, and the features extractor is not a PDM one. Give the trunks widths "
+                    "(e.g. net_arch=[64, 64]), or use a PDM features extractor; without PDM layers, train without "
+                    "PDMCallback."
+                )
+            raise ValueError(f"PDMCallback needs a policy with PDM layers, got {type(policy).__name__}")
+        if not isinstance(policy, PDMActorCriticMixin):
+            warnings.warn(
+                f"PDMCallback serves the PDM layers of a {type(policy).__name__}, which is not a PDM policy: they get "
+                "no guidance signals and ignore local_epochs and max_feature_move (the callback still drives the local "
+                "learning-rate schedule and logs). Use PDMPolicy, CnnPDMPolicy, MultiInputPDMPolicy or "
+                "MaskablePDMPolicy for the full method.",
+                stacklevel=2,
+            )
         enable_guidance(self.model.rollout_buffer)
         # A policy's layers are fixed once it is built: found once, not at every rollout (A2C's are a few steps long).
         self._layers = named_layers(self.model.policy)

@@ -2,14 +2,14 @@
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch as th
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
-from sb3_pdm.objective import DISTANCES, NORMALIZATIONS
+from sb3_pdm.objective import DISTANCES
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -52,79 +52,74 @@ def check_sizes(sizes: list[int], name: str) -> None:
             raise ValueError(f"{name} must contain positive integers (layer widths), got {sizes!r}")
 
 
+#: Options of earlier versions that the project's ablations rejected, with the value that left each one off: a save
+#: that carries the value still loads; any other value needs the version that had the option (docs/results.md).
+REMOVED_OPTIONS: dict[str, Any] = {
+    "normalization": "mean",
+    "guidance_gate": False,
+    "decorrelation_coef": 0.0,
+    "input_norm_rate": None,
+    "initial_feature_target": False,
+}
+#: The last version that had the options of :data:`REMOVED_OPTIONS` and of the policies' ``REMOVED_POLICY_OPTIONS``.
+LAST_VERSION_WITH_REMOVED_OPTIONS = "0.1.0"
+
+
+def drop_removed_options(options: dict[str, Any], removed: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``options`` without the removed ones that are at their "off" value (as earlier versions saved them), so that such
+    saves still load; a ``ValueError`` naming the option and the version for a removed option that was in use.
+
+    :param options: Keyword arguments, e.g. ``pdm_kwargs`` or a policy's constructor arguments read from a save.
+    :param removed: Removed option names with their "off" values.
+    """
+    kept = dict(options)
+    for name, off in removed.items():
+        if name not in kept:
+            continue
+        value = kept.pop(name)
+        if value != off:
+            raise ValueError(
+                f"{name}={value!r} was removed after sb3_pdm {LAST_VERSION_WITH_REMOVED_OPTIONS} (the project's ablations "
+                f"rejected it, see docs/results.md); install sb3_pdm=={LAST_VERSION_WITH_REMOVED_OPTIONS} to use it or "
+                f"to load a model saved with it"
+            )
+    return kept
+
+
 @dataclass
 class PDMConfig:
     """
-    Options of the local learning rule of every PDM layer in a network.
+    Options of the local learning rule of every PDM layer in a network (``docs/method.md``).
 
     :param distance: Pairwise distance matched between input and output: ``"euclidean"`` (default),
-        ``"sqeuclidean"`` or ``"cosine"``.
-    :param normalization: Normalisation of the target distances: ``"mean"`` (default, the target's mean is tied to
-        ``feature_scale``, which anchors the feature scale), ``"running"`` (input and guidance distances divided by
-        moving averages of their batch means instead of each batch's own, and raw guidance signals: the feature
-        scale is anchored over batches, while a batch of closer samples or more similar returns keeps closer
-        features) or ``"none"`` (the target keeps the input's scale).
-    :param feature_scale: Per-unit standard deviation the layer's features are driven to (``normalization="mean"``);
-        the default 0.25 keeps tanh units out of saturation (``docs/method.md``).
-    :param guidance_coef: Weight ``beta >= 0`` of reward-signal distances in the target (0 disables guidance).
+        ``"sqeuclidean"`` or ``"cosine"``. Guidance distances use
+        :data:`sb3_pdm.objective.GUIDANCE_DISTANCE` of it.
+    :param feature_scale: Per-unit standard deviation the layer's features are driven to: the target distances' mean
+        is tied to it, which anchors the feature scale. The default 0.25 keeps tanh units out of saturation.
+    :param guidance_coef: Weight ``beta >= 0`` of the reward signals' distances in the target (0 disables guidance).
     :param local_lr: Learning rate of each layer's own optimizer: a float, a schedule of the remaining progress
         (1 -> 0) as SB3's ``learning_rate``, or ``"lin_<rate>"`` (RL-Zoo's notation: from ``<rate>`` down to 0
-        linearly over training, e.g. ``"lin_3e-4"``).
+        linearly over training, e.g. ``"lin_3e-4"``). Schedules need :class:`sb3_pdm.PDMCallback`.
     :param local_optimizer: ``"adam"`` (default), ``"sgd"``, ``"rmsprop"`` or a ``torch.optim.Optimizer`` class.
     :param local_optimizer_kwargs: Extra keyword arguments of the local optimizer.
     :param local_steps: Local optimizer steps per training-mode forward pass.
     :param max_pair_samples: At most this many samples of a minibatch form the pairs of the local loss (a random
         subset is drawn when the batch is larger), which bounds time and memory at ``O(max_pair_samples^2)``.
     :param local_epochs: The layers step only during the first ``local_epochs`` passes over each rollout (PPO's
-        ``n_epochs``; A2C makes one pass) and are fixed during the others, where the heads keep learning on
-        features that no longer move. Default 5: on CartPole PPO (20 epochs) returns within the seed spread of every
-        pass's, at about 60% of its time (``docs/benchmark.md``, sixth round); PPO with at most 5 epochs and A2C are
-        unaffected.
-        ``None``: every pass. The passes are counted by the PDM rollout buffers (``PDMRolloutBuffer`` or
-        ``PDMCallback``).
-    :param guidance_gate: Scale each local step's learning rate by ``min(1, s / s_avg)``, where ``s`` is the spread
-        (root of the summed per-dimension variances) of the minibatch's raw guidance signals and ``s_avg`` its slow,
-        debiased moving average (rate :data:`sb3_pdm.layers.GATE_RATE` per local step): the layers step less when
-        the returns (critic) or advantages (actor) differ less than they used to, e.g. once a policy is good. Needs
-        guidance (``guidance_coef > 0``, else a ``ValueError``) and its signals; an experiment, off by default
-        (``docs/benchmark.md``).
-    :param decorrelation_coef: Weight ``>= 0`` of a second local term that pulls the covariance of the layer's output
-        towards ``feature_scale**2`` times the identity (:func:`sb3_pdm.objective.decorrelation_loss_and_grad`), so
-        that the variance is spread over the units instead of lying in a few directions. 0 (default) leaves the loss
-        as it is; an experiment (``docs/benchmark.md``). With as many output features as samples or more (A2C's
-        40-sample updates on 64 units, convolutional maps) one batch's covariance cannot reach its target and the term
-        pulls that batch's samples towards equal distances; across batches the effect is small (``docs/method.md``).
-    :param input_norm_rate: Measure the input distances of the target on the layer's input divided per feature by its
-        running standard deviation (a debiased moving average at this rate per local step, floored at
-        :data:`sb3_pdm.layers.INPUT_STD_FLOOR`), so that every input feature weighs the same in the geometry the
-        layer keeps, whatever its units: under a random policy, CartPole's raw observations put 98% of their squared
-        distances in the two velocities and 1% in the pole's angle. ``None`` (default): the raw input. Only the
-        target changes; the layer still reads its raw input. An experiment (``docs/benchmark.md``).
-    :param initial_feature_target: Measure the input distances of the target between the layer's *initial* features
-        of its input (its map with the parameters it had before its first local step, a fixed random-feature map)
-        instead of between the inputs themselves: kernel MDS with the random-feature kernel of the initial layer. A
-        map that keeps plain Euclidean input distances is affine; this target keeps the initial layer's non-linear
-        geometry instead, so without guidance the layer stays near the frozen control (up to the feature scale the
-        target anchors), and the guidance distances are what move it. With ``input_norm_rate`` the initial features
-        are standardised. An experiment (``docs/benchmark.md``).
-    :param max_feature_move: A trust region for each layer per rollout. Before each local step the layer compares its
-        output on the minibatch with the output it would give with the parameters it had at its first local step on
-        this rollout; where the median over its units of the move, ``rms(f - f_start) / std(f_start)`` over the
-        samples, exceeds ``max_feature_move``, the layer skips that step (counted as ``held`` in
-        :meth:`~sb3_pdm.layers.PDMLayer.pop_diagnostics`). Each step is checked on its own minibatch, so a layer past
-        the limit steps again where a minibatch measures a smaller move: a soft ceiling, not a latch. The first step
-        of a rollout always happens, so A2C (one step per rollout) is unaffected. Rollouts are told apart by the PDM
-        rollout buffers; without them the limit does not apply. ``None``: no limit. Default 0.1 since the sixteenth
-        round of ``docs/benchmark.md`` (``None`` before): without it a PPO rollout of many minibatches moves a PDM
-        trunk far further than backprop moves its own.
+        ``n_epochs``; A2C makes one pass, TRPO one for the actor and ``n_critic_updates`` for the critic) and are
+        fixed during the others, where the heads keep learning on features that no longer move. ``None``: every pass.
+        The passes are counted by the PDM rollout buffers (``PDMRolloutBuffer`` or ``PDMCallback``).
+    :param max_feature_move: A trust region for each layer per rollout: a local step is skipped (counted as ``held``)
+        while the median over the layer's units of ``rms(f - f_start) / std(f_start)`` on the minibatch exceeds it,
+        where ``f_start`` is the output with the parameters the layer had when the rollout began. ``None``: no limit.
+        Needs the PDM rollout buffers, which tell rollouts apart.
     :param local_learning: ``False`` keeps the layers at their initial (random) parameters: the frozen-random-features
         control with ``pdm_kwargs``, or, with ``actor_pdm_kwargs=dict(local_learning=False)``, a fixed random actor
-        trunk beside a locally learning critic trunk. The actor trunk's local steps change the policy outside PPO's
-        clipped update (``docs/benchmark.md``, eleventh round).
+        trunk beside a locally learning critic trunk.
     """
 
     distance: str = "euclidean"
-    normalization: str = "mean"
     feature_scale: float = 0.25
     guidance_coef: float = 1.0
     local_lr: float | str | Callable[[float], float] = 3e-4
@@ -133,72 +128,54 @@ class PDMConfig:
     local_steps: int = 1
     max_pair_samples: int = 128
     local_epochs: int | None = 5
-    guidance_gate: bool = False
-    decorrelation_coef: float = 0.0
-    input_norm_rate: float | None = None
-    initial_feature_target: bool = False
     max_feature_move: float | None = 0.1
     local_learning: bool = True
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
             raise ValueError(f"Unknown distance '{self.distance}', expected one of {DISTANCES}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"Unknown normalization '{self.normalization}', expected one of {NORMALIZATIONS}")
-        _check_positive(self.feature_scale, "feature_scale")
-        if not isinstance(self.guidance_coef, (int, float)) or self.guidance_coef < 0:
-            raise ValueError(f"guidance_coef must be a number >= 0 (0 disables guidance), got {self.guidance_coef!r}")
+        _check_number(self.feature_scale, "feature_scale", "a positive number", lambda v: v > 0)
+        _check_number(self.guidance_coef, "guidance_coef", "a number >= 0 (0 disables guidance)", lambda v: v >= 0)
         if isinstance(self.local_lr, str):
             _parse_linear_rate(self.local_lr)
         elif not callable(self.local_lr):
-            _check_positive(self.local_lr, "local_lr")
+            _check_number(self.local_lr, "local_lr", "a positive number, a schedule or 'lin_<rate>'", lambda v: v > 0)
         self.optimizer_class  # noqa: B018 (validates local_optimizer)
-        if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) or self.local_steps <= 0:
-            raise ValueError(f"local_steps must be a positive integer, got {self.local_steps!r}")
-        if isinstance(self.max_pair_samples, bool) or not isinstance(self.max_pair_samples, int) or self.max_pair_samples < 2:
-            raise ValueError(
-                f"max_pair_samples must be an integer >= 2 (samples that form pairs), got {self.max_pair_samples!r}"
-            )
-        if self.local_epochs is not None and (
-            isinstance(self.local_epochs, bool) or not isinstance(self.local_epochs, int) or self.local_epochs <= 0
-        ):
-            raise ValueError(
-                f"local_epochs must be a positive integer (passes over each rollout) or None (every pass), "
-                f"got {self.local_epochs!r}"
-            )
-        if not isinstance(self.guidance_gate, bool):
-            raise TypeError(f"guidance_gate must be a bool, got {self.guidance_gate!r}")
-        if self.guidance_gate and self.guidance_coef == 0:
-            raise ValueError("guidance_gate=True needs guidance_coef > 0: the gate follows the spread of the guidance signals")
-        if (
-            isinstance(self.decorrelation_coef, bool)
-            or not isinstance(self.decorrelation_coef, (int, float))
-            or not (self.decorrelation_coef >= 0 and math.isfinite(self.decorrelation_coef))
-        ):
-            raise ValueError(f"decorrelation_coef must be a finite number >= 0 (0: off), got {self.decorrelation_coef!r}")
-        if self.input_norm_rate is not None and (
-            isinstance(self.input_norm_rate, bool)
-            or not isinstance(self.input_norm_rate, (int, float))
-            or not 0 < self.input_norm_rate <= 1
-        ):
-            raise ValueError(
-                f"input_norm_rate must be a number in (0, 1] (rate of the input's running statistics) or None (raw "
-                f"input distances), got {self.input_norm_rate!r}"
-            )
-
-        if not isinstance(self.initial_feature_target, bool):
-            raise TypeError(f"initial_feature_target must be a bool, got {self.initial_feature_target!r}")
-        if self.max_feature_move is not None and (
-            isinstance(self.max_feature_move, bool)
-            or not isinstance(self.max_feature_move, (int, float))
-            or not (self.max_feature_move > 0 and math.isfinite(self.max_feature_move))
-        ):
-            raise ValueError(
-                f"max_feature_move must be a finite number > 0 (the output's move per rollout, in units of its std) or "
-                f"None (no limit), got {self.max_feature_move!r}"
+        if not isinstance(self.local_optimizer_kwargs, dict):
+            raise TypeError(f"local_optimizer_kwargs must be a dict, got {self.local_optimizer_kwargs!r}")
+        _check_integer(self.local_steps, "local_steps", 1)
+        _check_integer(self.max_pair_samples, "max_pair_samples", 2, "(samples that form pairs)")
+        if self.local_epochs is not None:
+            _check_integer(self.local_epochs, "local_epochs", 1, "(passes over each rollout) or None (every pass)")
+        if self.max_feature_move is not None:
+            _check_number(
+                self.max_feature_move,
+                "max_feature_move",
+                "a number > 0 (the output's move per rollout, in units of its std) or None (no limit)",
+                lambda v: v > 0,
             )
         if not isinstance(self.local_learning, bool):
-            raise TypeError(f"local_learning must be a bool got {self.local_learning!r}")
+            raise TypeError(f"local_learning must be a bool, got {self.local_learning!r}")
+
+    @classmethod
+    def from_kwargs(cls, pdm_kwargs: "PDMConfig | dict[str, Any] | None") -> "PDMConfig":
+        """
+        The configuration given as ``pdm_kwargs`` to a policy or extractor: a :class:`PDMConfig`, a dict of its options
+        or ``None`` for the defaults. Options removed after earlier versions load at their "off" value
+        (:data:`REMOVED_OPTIONS`); an unknown option raises a ``ValueError`` naming it.
+        """
+        if pdm_kwargs is None:
+            return cls()
+        if isinstance(pdm_kwargs, cls):
+            return pdm_kwargs
+        if not isinstance(pdm_kwargs, dict):
+            raise TypeError(f"pdm_kwargs must be a dict of PDMConfig options, a PDMConfig or None, got {pdm_kwargs!r}")
+        options = drop_removed_options(pdm_kwargs, REMOVED_OPTIONS)
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f"Unknown pdm_kwargs {unknown}, accepted: {names}")
+        return cls(**options)
 
     @property
     def optimizer_class(self) -> type[th.optim.Optimizer]:
@@ -243,6 +220,13 @@ def _parse_linear_rate(schedule: str) -> float:
     return value
 
 
-def _check_positive(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+def _check_number(value: Any, name: str, expected: str, valid: Callable[[float], bool]) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is a finite real number for which ``valid`` holds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not valid(value):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _check_integer(value: Any, name: str, minimum: int, meaning: str = "") -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is an int of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{' ' + meaning if meaning else ''}, got {value!r}")

@@ -21,8 +21,13 @@ calls ``evaluate_actions``; in one ``train()`` it calls, in training mode:
    full policy inside the trust region. When the line search fails, TRPO reverts the heads (and ``log_std``) but
    the trunk keeps its local step, which lies outside the trust region (it is small: one optimizer step of
    ``local_lr``);
-4. ``n_critic_updates`` epochs of ``predict_values`` on minibatches with autograd on: one local step of the critic
-   trunk per minibatch, guided by the returns, as in PPO's value loss.
+4. ``n_critic_updates`` passes of ``predict_values`` over the rollout's minibatches with autograd on: one local step
+   of the critic trunk per minibatch, guided by the returns, as in PPO's value loss, in the passes that
+   ``local_epochs`` allows. Each pass over the rollout counts, the actor's included: with the default
+   ``local_epochs=5`` the critic trunk steps in the first 4 of the ``n_critic_updates`` (the zoo sets 15-20), and the
+   value head keeps learning on fixed features in the others, as PPO's heads do in its epochs beyond
+   ``local_epochs``. That keeps one meaning for ``local_epochs`` across algorithms and the critic trunk's steps per
+   rollout close to PPO's; ``local_epochs=None`` steps in every pass.
 
 TRPO builds its parameter list from the parameters that receive a KL gradient: PDM layers return detached outputs
 and never appear there, so the conjugate gradient and the line search act on the heads and ``log_std`` only, and

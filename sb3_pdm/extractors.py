@@ -4,6 +4,7 @@ PDM features extractors: drop-in replacements of SB3's ``FlattenExtractor``/MLP,
 ``features_extractor_class`` of a stock SB3 policy.
 """
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -19,21 +20,32 @@ from sb3_pdm.objective import natural_target_scale
 from sb3_pdm.trunks import build_pdm_mlp
 
 
-def make_config(pdm_kwargs: PDMConfig | dict[str, Any] | None) -> PDMConfig:
-    """A :class:`PDMConfig` from a config, a dict of its options, or ``None`` (defaults)."""
-    if isinstance(pdm_kwargs, PDMConfig):
-        return pdm_kwargs
-    if pdm_kwargs is None:
-        return PDMConfig()
-    if not isinstance(pdm_kwargs, dict):
-        raise TypeError(f"pdm_kwargs must be a dict of PDMConfig options, got {pdm_kwargs!r}")
-    unknown = set(pdm_kwargs) - set(PDMConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"Unknown pdm_kwargs {sorted(unknown)}, accepted: {sorted(PDMConfig.__dataclass_fields__)}")
-    return PDMConfig(**pdm_kwargs)
+class PDMFeaturesExtractor(BaseFeaturesExtractor):
+    """
+    Base of the PDM features extractors. Inside a PDM policy, the policy gives their layers guidance signals, counts
+    the passes over each rollout (``local_epochs``) and announces rollouts (``max_feature_move``). Inside a stock SB3
+    policy nobody does: the layers train on input geometry alone, in every pass, with no move limit, and the first
+    training pass warns once.
+    """
+
+    #: Set by the PDM policy that holds the extractor.
+    served_by_policy = False
+    _warned_unserved = False
+
+    def _check_served(self) -> None:
+        if self.served_by_policy or self._warned_unserved or not (self.training and th.is_grad_enabled()):
+            return
+        self._warned_unserved = True
+        warnings.warn(
+            f"{type(self).__name__} is not inside a PDM policy, so its layers get no guidance signals and ignore "
+            "local_epochs and max_feature_move (even with PDMCallback): they train on input geometry alone, in every "
+            "pass over the rollout. Use PDMPolicy, CnnPDMPolicy or MultiInputPDMPolicy (or MaskablePDMPolicy) to have "
+            "them served.",
+            stacklevel=3,
+        )
 
 
-class PDMMlpFeaturesExtractor(BaseFeaturesExtractor):
+class PDMMlpFeaturesExtractor(PDMFeaturesExtractor):
     """
     Flattens the observation and passes it through :class:`PDMLinear` layers.
 
@@ -56,15 +68,15 @@ class PDMMlpFeaturesExtractor(BaseFeaturesExtractor):
             raise ValueError("net_arch must hold at least one width for PDMMlpFeaturesExtractor")
         super().__init__(observation_space, net_arch[-1])
         self.flatten = nn.Flatten()
-        self.mlp = build_pdm_mlp(
-            get_flattened_obs_dim(observation_space), net_arch, resolve_activation(activation_fn), make_config(pdm_kwargs)
-        )
+        config = PDMConfig.from_kwargs(pdm_kwargs)
+        self.mlp = build_pdm_mlp(get_flattened_obs_dim(observation_space), net_arch, resolve_activation(activation_fn), config)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        self._check_served()
         return self.mlp(self.flatten(observations))
 
 
-class PDMNatureCNN(BaseFeaturesExtractor):
+class PDMNatureCNN(PDMFeaturesExtractor):
     """
     The CNN of SB3's ``NatureCNN`` (Mnih et al. 2015) made of :class:`PDMConv2d` layers and a final
     :class:`PDMLinear`. Expects channel-first images, as ``NatureCNN``.
@@ -94,7 +106,7 @@ class PDMNatureCNN(BaseFeaturesExtractor):
             )
         check_sizes([features_dim], "features_dim")
         super().__init__(observation_space, features_dim)
-        config = make_config(pdm_kwargs)
+        config = PDMConfig.from_kwargs(pdm_kwargs)
         activation_fn = resolve_activation(activation_fn)
         sample = th.as_tensor(observation_space.sample()[None]).float()
         convs = []
@@ -109,10 +121,11 @@ class PDMNatureCNN(BaseFeaturesExtractor):
         self.linear = PDMLinear(sample[0].numel(), features_dim, activation_fn, config)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        self._check_served()
         return self.linear(self.cnn(observations))
 
 
-class PDMCombinedExtractor(BaseFeaturesExtractor):
+class PDMCombinedExtractor(PDMFeaturesExtractor):
     """
     For ``Dict`` observations, as SB3's ``CombinedExtractor``: image keys go through :class:`PDMNatureCNN`,
     vector keys are flattened; the results are concatenated.
@@ -149,4 +162,5 @@ class PDMCombinedExtractor(BaseFeaturesExtractor):
         self._features_dim = total
 
     def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
+        self._check_served()
         return th.cat([extractor(observations[key]) for key, extractor in self.extractors.items()], dim=1)

@@ -21,7 +21,10 @@ import math
 import torch as th
 
 DISTANCES = ("euclidean", "sqeuclidean", "cosine")
-NORMALIZATIONS = ("mean", "running", "none")
+#: Distance between the guidance signals of two samples, per ``distance`` of the layer. Squared euclidean input
+#: distances get squared euclidean guidance distances, so that both terms of the target have the same power. Cosine
+#: falls back to euclidean: the critic's guidance signal is the 1-D return, whose cosine distance keeps only the sign.
+GUIDANCE_DISTANCE = {"euclidean": "euclidean", "sqeuclidean": "sqeuclidean", "cosine": "euclidean"}
 
 # Added under square roots and to denominators so that identical samples give finite gradients.
 _EPS = 1e-8
@@ -86,39 +89,23 @@ def natural_target_scale(distance: str, feature_scale: float, n_features: int) -
 
 
 def target_distances(
-    input_distances: th.Tensor,
-    guidance_distances: th.Tensor | None,
-    guidance_coef: float,
-    normalization: str,
-    target_scale: float,
-    input_mean: th.Tensor | None = None,
-    guidance_mean: th.Tensor | None = None,
+    input_distances: th.Tensor, guidance_distances: th.Tensor | None, guidance_coef: float, target_scale: float
 ) -> th.Tensor:
     """
-    Target distances of a PDM layer: input geometry, optionally mixed with reward-signal geometry.
+    Target distances of a PDM layer: input geometry, optionally mixed with reward-signal geometry, each divided by its
+    mean over the batch's pairs, the mix scaled to the mean ``target_scale``.
 
     :param input_distances: Pairwise distance matrix of the layer's input.
     :param guidance_distances: Pairwise distance matrix of the per-sample guidance signals, or ``None``.
     :param guidance_coef: Weight ``beta >= 0`` of the guidance distances.
-    :param normalization: ``"mean"``: the target's mean is ``target_scale`` (anchors the feature scale);
-        ``"running"``: distances are divided by the running means passed in ``input_mean`` and ``guidance_mean``
-        instead of the batch's own, so the target's mean is ``target_scale`` on average over batches and a batch
-        whose samples are closer than usual keeps closer features; ``"none"``: the target keeps the input
-        distances' own scale.
-    :param target_scale: Mean of the target when ``normalization`` is ``"mean"`` or ``"running"``.
-    :param input_mean: Divisor of the input distances (``"running"``); default: their mean over the batch's pairs.
-    :param guidance_mean: Divisor of the guidance distances (``"running"``); default: their mean over the pairs.
+    :param target_scale: Mean of the target (:func:`natural_target_scale`), which anchors the feature scale.
     :return: Target distance matrix (no gradient).
     """
-    if input_mean is None:
-        input_mean = off_diagonal_mean(input_distances)
-    target = input_distances / (input_mean + _EPS)
+    target = input_distances / (off_diagonal_mean(input_distances) + _EPS)
     if guidance_distances is not None and guidance_coef > 0.0:
-        if guidance_mean is None:
-            guidance_mean = off_diagonal_mean(guidance_distances)
-        target = (target + guidance_coef * guidance_distances / (guidance_mean + _EPS)) / (1.0 + guidance_coef)
-    scale = input_mean if normalization == "none" else target_scale
-    return (target * scale).detach()
+        guidance = guidance_distances / (off_diagonal_mean(guidance_distances) + _EPS)
+        target = (target + guidance_coef * guidance) / (1.0 + guidance_coef)
+    return (target * target_scale).detach()
 
 
 def pdm_loss(output_distances: th.Tensor, targets: th.Tensor) -> th.Tensor:
@@ -132,9 +119,7 @@ def pdm_loss(output_distances: th.Tensor, targets: th.Tensor) -> th.Tensor:
     return off_diagonal_mean((output_distances - targets) ** 2)
 
 
-def pdm_loss_grad_and_distances(
-    outputs: th.Tensor, targets: th.Tensor, distance: str
-) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> tuple[th.Tensor, th.Tensor]:
     """
     The local loss ``pdm_loss(pairwise_distances(outputs, distance), targets)`` and its gradient with respect to
     ``outputs``, without building an autograd graph through the ``B x B`` distance matrix.
@@ -157,9 +142,7 @@ def pdm_loss_grad_and_distances(
     :param outputs: Batch of the layer's outputs, shape ``(B, ...)`` (its graph, if any, is not used).
     :param targets: Target distance matrix, zero diagonal.
     :param distance: One of ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"``.
-    :return: The scalar loss, its gradient (shaped like ``outputs``) and the pairwise distances of ``outputs`` it
-        computed on the way (equal to ``pairwise_distances(outputs, distance)``; ``None`` for cosine), all without
-        gradient.
+    :return: The scalar loss and its gradient (shaped like ``outputs``), both without gradient.
     """
     h = outputs.detach().flatten(start_dim=1)
     if distance == "cosine":
@@ -167,7 +150,7 @@ def pdm_loss_grad_and_distances(
             leaf = h.clone().requires_grad_(True)
             loss = pdm_loss(pairwise_distances(leaf, distance), targets)
             (grad,) = th.autograd.grad(loss, leaf)
-        return loss.detach(), grad.view_as(outputs), None
+        return loss.detach(), grad.view_as(outputs)
     with th.no_grad():
         n_pairs = h.shape[0] * (h.shape[0] - 1)
         squared = _squared_distances(h)
@@ -187,45 +170,4 @@ def pdm_loss_grad_and_distances(
         flat = residuals.view(-1)
         loss = th.dot(flat, flat) / n_pairs
         grad = th.addmm(weights.sum(dim=1, keepdim=True) * h, weights, h, beta=coef, alpha=-coef)
-    return loss, grad.view_as(outputs), distances
-
-
-def pdm_loss_and_grad(outputs: th.Tensor, targets: th.Tensor, distance: str) -> tuple[th.Tensor, th.Tensor]:
-    """
-    The local loss ``pdm_loss(pairwise_distances(outputs, distance), targets)`` and its gradient with respect to
-    ``outputs`` (:func:`pdm_loss_grad_and_distances` without the distances).
-    """
-    loss, grad, _ = pdm_loss_grad_and_distances(outputs, targets, distance)
-    return loss, grad
-
-
-def decorrelation_loss_and_grad(outputs: th.Tensor, variance: float) -> tuple[th.Tensor, th.Tensor]:
-    """
-    How far the output's covariance is from ``variance`` times the identity, and its gradient with respect to
-    ``outputs``: a term that spreads a layer's variance over its units (as VICReg's variance and covariance terms).
-
-    With :math:`H_c` the centred batch (:math:`B` samples, :math:`d` features), :math:`C = H_c^\\top H_c / B` and
-    :math:`v` the target per-unit variance,
-
-    .. math::
-
-        L = \\frac{1}{d} \\big\\lVert C / v - I \\big\\rVert_F^2, \\qquad
-        \\nabla_H L = \\frac{4}{B v d} \\Big(\\frac{G H_c}{B v} - H_c\\Big), \\quad G = H_c H_c^\\top,
-
-    computed through the ``B x B`` Gram matrix, so memory is ``O(B^2)`` whatever ``d`` (convolutional outputs are
-    flattened). 0 for white features of per-unit variance ``v``; about ``d`` when all the variance lies in one
-    direction.
-
-    :param outputs: Batch of the layer's outputs, shape ``(B, ...)`` (its graph, if any, is not used).
-    :param variance: Target per-unit variance ``v > 0``.
-    :return: The scalar loss and its gradient, shaped like ``outputs``, both without gradient.
-    """
-    with th.no_grad():
-        h = outputs.detach().flatten(start_dim=1)
-        n_samples, n_features = h.shape
-        centred = h - h.mean(dim=0, keepdim=True)
-        gram = centred @ centred.T
-        scaled = n_samples * variance
-        loss = ((gram * gram).sum() / scaled**2 - 2.0 * gram.diagonal().sum() / scaled + n_features) / n_features
-        grad = (gram @ centred / scaled - centred).mul_(4.0 / (scaled * n_features))
     return loss, grad.view_as(outputs)

@@ -4,7 +4,6 @@ import torch as th
 from torch import nn
 
 from sb3_pdm.config import PDMConfig, check_sizes, resolve_activation
-from sb3_pdm.heads import follow_trunk
 from sb3_pdm.layers import PDMLinear
 
 
@@ -28,14 +27,7 @@ class PDMMlpExtractor(nn.Module):
     :param activation_fn: Activation class (or name).
     :param config: Local learning options.
     :param share_trunk: One trunk for actor and critic (``net_arch`` must then be a list).
-    :param skip_to_heads: The heads read the trunk's input next to its output (a dense skip connection): the linear
-        heads then see the raw features as well as the PDM features.
     :param actor_config: Local learning options of the actor trunk's layers (default: ``config``); separate trunks only.
-
-    Heads registered by :meth:`set_followers` follow their trunk: in a training pass in which the trunk's layers step,
-    the trunk is run again without gradient on the same batch, the head's linear map is corrected so that its output on
-    the moved features is what it was on the features before the steps (:func:`sb3_pdm.heads.follow_trunk`), and the
-    moved features are returned.
     """
 
     def __init__(
@@ -45,7 +37,6 @@ class PDMMlpExtractor(nn.Module):
         activation_fn: str | type[nn.Module],
         config: PDMConfig,
         share_trunk: bool = False,
-        skip_to_heads: bool = False,
         actor_config: PDMConfig | None = None,
     ) -> None:
         super().__init__()
@@ -68,48 +59,18 @@ class PDMMlpExtractor(nn.Module):
         self.share_trunk = share_trunk
         self.policy_net = build_pdm_mlp(feature_dim, pi_arch, activation_fn, actor_config or config)
         self.value_net = self.policy_net if share_trunk else build_pdm_mlp(feature_dim, vf_arch, activation_fn, config)
-        self.skip_to_heads = skip_to_heads
-        skip = feature_dim if skip_to_heads and (pi_arch or vf_arch) else 0
-        self.latent_dim_pi = (pi_arch[-1] + skip) if pi_arch else feature_dim
-        self.latent_dim_vf = (vf_arch[-1] + skip) if vf_arch else feature_dim
-        # Heads that follow their trunk's local steps, by key ("pi", "vf"); a plain dict, so not submodules.
-        self._followers: dict[str, nn.Module] = {}
-
-    def set_followers(self, heads: dict[str, nn.Module]) -> None:
-        """
-        Make heads follow their trunk's local steps (the policy's ``head_follow``).
-
-        :param heads: The action head under ``"pi"``, the value head under ``"vf"`` (either or both; empty for none).
-        """
-        self._followers = dict(heads)
-
-    def _head_input(self, features: th.Tensor, net: nn.Sequential, keys: tuple[str, ...]) -> th.Tensor:
-        latent = self._latent(features, net)
-        heads = [self._followers[key] for key in keys if key in self._followers]
-        if not (heads and self.training and th.is_grad_enabled() and any(layer.local_learning for layer in net)):
-            return latent
-        # The layers have stepped in the pass above; their output on the same batch now, without a step.
-        with th.no_grad():
-            moved = self._latent(features, net)
-        for head in heads:
-            follow_trunk(head, latent, moved)
-        return moved
-
-    def _latent(self, features: th.Tensor, net: nn.Sequential) -> th.Tensor:
-        latent = net(features)
-        if self.skip_to_heads and len(net) > 0:
-            return th.cat([features, latent], dim=1)
-        return latent
+        self.latent_dim_pi = pi_arch[-1] if pi_arch else feature_dim
+        self.latent_dim_vf = vf_arch[-1] if vf_arch else feature_dim
 
     def forward(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         if self.share_trunk:
             # One pass, so the shared layers take one local step per batch.
-            latent = self._head_input(features, self.policy_net, ("pi", "vf"))
+            latent = self.policy_net(features)
             return latent, latent
         return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features: th.Tensor) -> th.Tensor:
-        return self._head_input(features, self.policy_net, ("pi",))
+        return self.policy_net(features)
 
     def forward_critic(self, features: th.Tensor) -> th.Tensor:
-        return self._head_input(features, self.value_net, ("vf",))
+        return self.value_net(features)

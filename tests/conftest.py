@@ -42,10 +42,10 @@ def record_guidance_shapes(module: th.nn.Module) -> dict[str, tuple[int, ...]]:
         if isinstance(layer, PDMLayer):
             original = layer.set_guidance
 
-            def record(signals, spread=None, *, name=name, original=original):
+            def record(signals, *, name=name, original=original):
                 if signals is not None:
                     received[name] = tuple(signals.shape)
-                original(signals, spread)
+                original(signals)
 
             layer.set_guidance = record
     return received

@@ -42,9 +42,7 @@ def test_guidance_changes_the_hidden_features():
 
 
 def test_callback_enables_guidance_on_the_stock_buffer_and_logs(tmp_path):
-    # The actor trunk's layers are gated (guidance_gate): they log their gate too, the critic trunk's do not.
-    policy_kwargs = dict(actor_pdm_kwargs=dict(guidance_gate=True))
-    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0, policy_kwargs=policy_kwargs)
+    model = PPO(PDMPolicy, "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0)
     assert type(model.rollout_buffer) is RolloutBuffer
     model.set_logger(configure(str(tmp_path), ["csv"]))
     with warnings.catch_warnings():
@@ -55,7 +53,6 @@ def test_callback_enables_guidance_on_the_stock_buffer_and_logs(tmp_path):
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
     for key in ("pdm/pi/0/loss", "pdm/vf/1/feature_scale", "pdm/pi/1/skipped", "pdm/guidance_missing", "train/value_loss"):
         assert key in header
-    assert "pdm/pi/1/gate" in header and "pdm/vf/0/gate" not in header
 
 
 def test_missing_signals_warn_once():
@@ -115,7 +112,7 @@ def test_guidance_signal_per_trunk_role():
 def _first_layers_guidance(pdm_kwargs, actor_pdm_kwargs, **extra_policy_kwargs):
     """
     One training forward pass of a PPO PDMPolicy on CartPole with known signals; what the first critic and actor layers
-    received: ``{name: (signal, spread)}``, with the returns, advantages and actions.
+    received: ``{name: signal}``, with the returns, advantages and actions.
     """
     from sb3_pdm.guidance import GuidanceSignals, attach_signals
 
@@ -129,81 +126,21 @@ def _first_layers_guidance(pdm_kwargs, actor_pdm_kwargs, **extra_policy_kwargs):
     for name in ("value_net.0", "policy_net.0"):
         layer = model.policy.mlp_extractor.get_submodule(name)
         set_guidance = layer.set_guidance
-        layer.set_guidance = lambda signal, spread=None, name=name, set_guidance=set_guidance: (
-            received.setdefault(name, (signal, spread)),
-            set_guidance(signal, spread),
+        layer.set_guidance = lambda signal, name=name, set_guidance=set_guidance: (
+            received.setdefault(name, signal),
+            set_guidance(signal),
         )
     model.policy.evaluate_actions(obs, actions)
     return model, received, returns, advantages, actions
 
 
-def test_running_normalization_layers_get_raw_signals():
-    _, received, returns, advantages, actions = _first_layers_guidance(
-        dict(normalization="running"), dict(normalization="mean")
-    )
-    # Critic trunk ("running"): the raw returns. Actor trunk ("mean"): standardised advantages times the action code.
-    assert th.equal(received["value_net.0"][0], returns[:, None])
+def test_each_trunk_gets_the_signal_of_its_role():
+    _, received, returns, advantages, actions = _first_layers_guidance({}, None)
+    # Critic trunk: standardised returns. Actor trunk: standardised advantages times the one-hot action.
+    assert th.allclose(received["value_net.0"], ((returns - returns.mean()) / returns.std(unbiased=False))[:, None], atol=1e-5)
     standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
     expected = standardized[:, None] * th.nn.functional.one_hot(actions, 2).float()
-    assert th.allclose(received["policy_net.0"][0], expected, atol=1e-5)
-
-
-def test_centered_action_code_makes_a_helpful_action_and_a_harmful_other_one_agree():
-    model, received, _, advantages, actions = _first_layers_guidance({}, None, action_code="centered")
-    standardized = (advantages - advantages.mean()) / advantages.std(unbiased=False)
-    expected = standardized[:, None] * (th.nn.functional.one_hot(actions, 2).float() - 0.5)
-    signal = received["policy_net.0"][0]
-    assert th.allclose(signal, expected, atol=1e-5)
-    # On two actions the code is one direction: "0 helped" and "1 hurt" by as much are the same point, where one-hot
-    # codes put them sqrt(2) * |advantage| apart.
-    helped_0 = model.policy._actor_signal(_signals(advantages=[1.0, -1.0], actions=[0, 1]), standardize=False)
-    assert th.equal(helped_0[0], helped_0[1])
-    model.policy.action_code = "onehot"
-    onehot = model.policy._actor_signal(_signals(advantages=[1.0, -1.0], actions=[0, 1]), standardize=False)
-    assert th.allclose((onehot[0] - onehot[1]).norm(), th.tensor(2.0).sqrt())
-    # The critic trunk's signal does not change.
-    _, onehot_received, _, _, _ = _first_layers_guidance({}, None)
-    assert th.equal(received["value_net.0"][0], onehot_received["value_net.0"][0])
-
-
-def _signals(advantages, actions):
-    from sb3_pdm.guidance import GuidanceSignals
-
-    n = len(advantages)
-    return GuidanceSignals(th.zeros(n), th.tensor(advantages), th.tensor(actions, dtype=th.float32)[:, None])
-
-
-def test_centered_action_code_centres_each_multidiscrete_block_and_leaves_box_alone():
-    from gymnasium import spaces
-
-    policy = PDMPolicy(spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 3]), lambda _: 3e-4, action_code="centered")
-    signals = _signals(advantages=[2.0], actions=[0])
-    signals = type(signals)(signals.returns, signals.advantages, th.tensor([[1.0, 2.0]]))
-    expected = 2.0 * th.tensor([[-0.5, 0.5, -1 / 3, -1 / 3, 2 / 3]])
-    assert th.allclose(policy._actor_signal(signals, standardize=False), expected)
-    box = {
-        code: PDMPolicy(spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)), lambda _: 3e-4, action_code=code)
-        for code in ("onehot", "centered")
-    }
-    signals = type(signals)(signals.returns, signals.advantages, th.tensor([[0.3, -0.7]]))
-    assert th.equal(box["onehot"]._actor_signal(signals, False), box["centered"]._actor_signal(signals, False))
-
-
-@pytest.mark.parametrize("value", ["centred", "one-hot", None, 1])
-def test_bad_action_code_raises_naming_the_parameter(value):
-    with pytest.raises(ValueError, match="action_code must be one of 'onehot', 'centered'"):
-        PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(action_code=value), device="cpu")
-
-
-def test_guidance_gate_gets_the_spread_of_the_raw_signals():
-    model, received, returns, _, _ = _first_layers_guidance(dict(guidance_gate=True), dict(guidance_gate=False))
-    # Critic trunk (gated): standardised returns as its signal, the raw returns' std as its spread.
-    signal, spread = received["value_net.0"]
-    assert th.allclose(signal.std(unbiased=False), th.tensor(1.0), atol=1e-4)
-    assert spread == pytest.approx(returns.std(unbiased=False).item(), rel=1e-5)
-    assert model.policy.mlp_extractor.get_submodule("value_net.0").gate == 1.0  # the first spread is its own average
-    # Actor trunk (not gated): no spread.
-    assert received["policy_net.0"][1] is None
+    assert th.allclose(received["policy_net.0"], expected, atol=1e-5)
 
 
 class _StepsPerEpoch:
@@ -212,9 +149,7 @@ class _StepsPerEpoch:
     def __init__(self, model):
         self.steps: dict[int, int] = {}
         self.head_steps: dict[int, int] = {}
-        # A layer's step goes through its _optimizer_step (a direct kernel call for fused Adam), the heads' through
-        # their optimizer's step.
-        self._count(model, pdm_layers(model.policy)[0], "_optimizer_step", self.steps)
+        self._count(model, pdm_layers(model.policy)[0].optimizer, "step", self.steps)
         self._count(model, model.policy.optimizer, "step", self.head_steps)
 
     @staticmethod
@@ -286,8 +221,8 @@ def test_max_feature_move_counts_held_steps_in_the_logger_and_leaves_a2c_alone(t
     # A2C takes one local step per rollout: the limit never holds it.
     model = A2C(PDMPolicy, "CartPole-v1", n_steps=8, seed=0, policy_kwargs=dict(pdm_kwargs=dict(max_feature_move=1e-9)))
     layer = pdm_layers(model.policy)[0]
-    steps, step = [], layer._optimizer_step
-    layer._optimizer_step = lambda: steps.append(1) or step()
+    steps, step = [], layer.optimizer.step
+    layer.optimizer.step = lambda: steps.append(1) or step()
     model.learn(64, callback=PDMCallback())
     assert len(steps) == 8  # 8 rollouts of 8 steps
 

@@ -1,3 +1,5 @@
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -69,7 +71,12 @@ def test_activation_by_class_or_name():
         (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=dict(q=[3]))), "net_arch"),
         (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(activation_fn="swoosh")), "activation_fn"),
         (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(distance="l1"))), "distance"),
-        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(normalization="x"))), "normalization"),
+        (
+            lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(normalization="x"))),
+            "normalization.*0.1.0",
+        ),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(head_follow="pi")), "head_follow.*0.1.0"),
+        (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(share_trunk="yes")), "share_trunk"),
         (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(local_lr=0))), "local_lr"),
         (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(guidance_coef=-0.1))), "guidance_coef"),
         (lambda: PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(pdm_kwargs=dict(lr=1e-3))), "pdm_kwargs"),
@@ -83,7 +90,7 @@ def test_activation_by_class_or_name():
     ],
 )
 def test_bad_input_raises_clear_errors(make, match):
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises((ValueError, TypeError, AttributeError), match=match):
         make()
 
 
@@ -94,7 +101,7 @@ def test_dict_observations_need_the_multi_input_policy():
         PPO(PDMPolicy, SimpleMultiObsEnv())
 
 
-def test_pdm_extractor_alone_with_stock_policy():
+def test_pdm_extractor_alone_with_stock_policy_learns_and_warns_once_that_it_is_not_served():
     model = A2C(
         "MlpPolicy",
         IdentityEnvBox(ep_length=10),
@@ -104,8 +111,57 @@ def test_pdm_extractor_alone_with_stock_policy():
         seed=0,
     )
     extractor_before = pdm_params(model.policy)
-    model.learn(128)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.learn(128)
     assert none_equal(extractor_before, pdm_params(model.policy))
+    assert sum("not inside a PDM policy" in str(w.message) for w in record) == 1
+    # Inside a PDM policy, the policy serves it: no warning.
+    served = A2C(
+        PDMPolicy,
+        IdentityEnvBox(ep_length=10),
+        policy_kwargs=dict(features_extractor_class=PDMMlpFeaturesExtractor),
+        n_steps=32,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not inside a PDM policy")
+        served.learn(64, callback=PDMCallback())
+
+
+def test_callback_warns_that_a_stock_policy_does_not_serve_its_pdm_layers():
+    model = A2C(
+        "MlpPolicy",
+        "CartPole-v1",
+        policy_kwargs=dict(features_extractor_class=PDMMlpFeaturesExtractor),
+        n_steps=8,
+    )
+    with pytest.warns(UserWarning, match="not a PDM policy"):
+        model.learn(16, callback=PDMCallback())
+
+
+@pytest.mark.parametrize("net_arch", [[], dict(pi=[], vf=[])])
+def test_callback_on_a_policy_without_pdm_layers_says_why(net_arch):
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=net_arch), n_steps=64)
+    with pytest.raises(ValueError, match=r"net_arch=\[\].*leaves no hidden layer.*net_arch=\[64, 64\]"):
+        model.learn(64, callback=PDMCallback())
+
+
+def test_share_trunk_with_the_default_net_arch_shares_one_trunk_of_default_widths():
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(share_trunk=True), n_steps=64, batch_size=32, n_epochs=1)
+    trunk = model.policy.mlp_extractor
+    assert trunk.policy_net is trunk.value_net
+    assert [layer.linear.out_features for layer in trunk.policy_net] == [64, 64]
+    model.learn(64, callback=PDMCallback())
+
+
+@pytest.mark.parametrize("attribute", ["q_net", "q_net_target", "actor", "critic", "critic_target", "lstm_actor"])
+def test_attributes_of_other_algorithms_are_absent_with_an_explanation(attribute):
+    policy = PPO(PDMPolicy, "CartPole-v1", n_steps=64).policy
+    assert not hasattr(policy, attribute)
+    with pytest.raises(AttributeError, match=f"has no '{attribute}'"):
+        getattr(policy, attribute)
+    # nn.Module's own lookups still work.
+    assert isinstance(policy.action_net, th.nn.Linear)
 
 
 def test_nan_minibatch_leaves_pdm_params_finite():
@@ -133,20 +189,6 @@ def test_gym_env_instance_and_seed_determinism():
         return pdm_params(model.policy)
 
     assert all_equal(run(), run())
-
-
-def test_skip_to_heads_feeds_raw_features_and_keeps_hidden_layers_local(tmp_path):
-    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[16], skip_to_heads=True), n_steps=64, seed=0)
-    assert model.policy.mlp_extractor.latent_dim_pi == 16 + 4
-    assert model.policy.action_net.in_features == 20 and model.policy.value_net.in_features == 20
-    model.learn(64)
-    model.save(tmp_path / "model")
-    assert PPO.load(tmp_path / "model").policy.skip_to_heads
-    obs = th.randn(8, 4)
-    model.policy.set_training_mode(True)
-    _, log_prob, _ = model.policy.evaluate_actions(obs, th.zeros(8, dtype=th.long))
-    log_prob.sum().backward()
-    assert all(p.grad is None for m in model.policy.modules() if isinstance(m, PDMLayer) for p in m.parameters())
 
 
 def test_actor_pdm_kwargs_override_the_actor_trunk_only(tmp_path):

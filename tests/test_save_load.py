@@ -45,8 +45,7 @@ def test_save_load_restores_everything(tmp_path, algo):
     [
         (PPO, {}),
         (A2C, {}),
-        (PPO, dict(guidance_gate=True)),
-        (PPO, dict(input_norm_rate=0.01, initial_feature_target=True)),
+        (PPO, dict(local_lr="lin_1e-3", max_feature_move=None)),
     ],
 )
 def test_resumed_training_matches_uninterrupted_training(tmp_path, algo, pdm_kwargs):
@@ -88,7 +87,33 @@ def test_saved_config_survives_a_change_of_defaults(tmp_path, move):
     assert PPO(PDMPolicy, "CartPole-v1", n_steps=32).policy.pdm_config.max_feature_move == 0.1
 
 
-def test_action_code_is_saved(tmp_path):
-    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8], action_code="centered"), n_steps=32)
+def test_saves_of_earlier_versions_load_with_their_removed_options_off(tmp_path):
+    """0.1.0 saved every option, the removed ones at their "off" values; such a save loads and predicts the same."""
+    model = PPO(PDMPolicy, "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[8]), n_steps=32)
     model.save(tmp_path / "model")
-    assert PPO.load(tmp_path / "model").policy.action_code == "centered"
+    old_kwargs = dict(
+        net_arch=[8],
+        pdm_kwargs=dict(model.policy.pdm_config.to_dict(), normalization="mean", guidance_gate=False, decorrelation_coef=0.0),
+        skip_to_heads=False,
+        head_input_norm_rate=None,
+        action_code="onehot",
+        value_loss_units="returns",
+    )
+    loaded = PPO.load(tmp_path / "model", custom_objects=dict(policy_kwargs=old_kwargs))
+    assert loaded.policy.pdm_config == model.policy.pdm_config
+    obs = np.stack([model.observation_space.sample() for _ in range(5)])
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize(
+    "old_kwargs, name",
+    [
+        (dict(head_input_norm_rate=0.01), "head_input_norm_rate"),
+        (dict(pdm_kwargs=dict(decorrelation_coef=1.0)), "decorrelation_coef"),
+    ],
+)
+def test_saves_that_used_a_removed_option_fail_naming_it_and_the_version(tmp_path, old_kwargs, name):
+    model = PPO(PDMPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8]), n_steps=32)
+    model.save(tmp_path / "model")
+    with pytest.raises(ValueError, match=f"{name}=.*sb3_pdm==0.1.0"):
+        PPO.load(tmp_path / "model", custom_objects=dict(policy_kwargs=dict(net_arch=[8], **old_kwargs)))
