@@ -80,11 +80,17 @@ class PDMLayer(nn.Module):
 
     def _build_optimizer(self) -> None:
         kwargs = dict(self.config.local_optimizer_kwargs)
-        if self.config.optimizer_class is th.optim.Adam:
-            # Torch's fused kernel: the same update in fewer operations, which is most of a small layer's step time.
-            kwargs.setdefault("fused", True)
         self._lr = self.config.lr_at(1.0)
-        self.optimizer = self.config.optimizer_class(self.parameters(), lr=self._lr, **kwargs)
+        optimizer_class = self.config.optimizer_class
+        if optimizer_class is th.optim.Adam and "fused" not in kwargs:
+            # Torch's fused kernel: the same update in fewer operations, which is most of a small layer's step time.
+            # Torch builds or devices without it get the default implementation.
+            try:
+                self.optimizer = optimizer_class(self.parameters(), lr=self._lr, fused=True, **kwargs)
+                return
+            except (RuntimeError, ValueError, TypeError):
+                pass
+        self.optimizer = optimizer_class(self.parameters(), lr=self._lr, **kwargs)
 
     # --- what the policy and the callback tell the layer ------------------------------------------------------
 

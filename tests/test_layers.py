@@ -309,3 +309,19 @@ def test_the_package_uses_public_torch_apis_only():
         if private.search(line)
     ]
     assert offenders == []
+
+
+def test_adam_without_a_fused_kernel_falls_back_to_the_default_implementation(monkeypatch):
+    class NoFusedAdam(th.optim.Adam):
+        def __init__(self, params, fused=None, **kwargs):
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+            super().__init__(params, **kwargs)
+
+    import sb3_pdm.config as config_module
+
+    monkeypatch.setattr(th.optim, "Adam", NoFusedAdam)
+    monkeypatch.setitem(config_module.OPTIMIZERS, "adam", NoFusedAdam)
+    layer = _steps(PDMLinear(5, 7))
+    assert type(layer.optimizer) is NoFusedAdam and not layer.optimizer.defaults.get("fused")
+    assert layer._n_updates == 6
