@@ -27,6 +27,7 @@ from sb3_pdm.benchmark.report import (
     summarize,
     targets,
 )
+from sb3_pdm.benchmark.report import main as report_main
 from sb3_pdm.benchmark.runner import METHODS, RunSpec, hyperparameters, make_model, train
 from sb3_pdm.layers import pdm_layers
 
@@ -268,7 +269,7 @@ def test_targets_table():
 
 
 def test_committed_runs_load_and_summarise():
-    """The committed runs hold the current methods only, and the report summarises them."""
+    """The committed runs hold the current methods only, and their committed summaries are what the report makes."""
     for folder in ("benchmarks/results-2core", "benchmarks/results"):
         records = load_runs(os.path.join(ROOT, folder, "runs"))
         assert records and {record["spec"]["method"] for record in records} <= set(METHODS)
@@ -276,10 +277,28 @@ def test_committed_runs_load_and_summarise():
         assert all(row["n_seeds"] < 3 or row["iqm_ci_low"] <= row["iqm"] <= row["iqm_ci_high"] for row in rows)
         markdown(rows)
         targets(rows)
-        committed = json.load(open(os.path.join(ROOT, folder, "summary.json")))
-        assert [(r["env"], r["algo"], r["method"], r["n_seeds"]) for r in committed] == [
-            (r["env"], r["algo"], r["method"], r["n_seeds"]) for r in rows
-        ]
+        with open(os.path.join(ROOT, folder, "summary.json")) as file:
+            assert json.load(file) == rows
+
+
+def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, capsys):
+    runs = tmp_path / "runs/CartPole-v1/ppo"
+    for method, finals in (("backprop", [500.0, 500.0, 480.0]), ("pdm", [400.0, 300.0, 200.0])):
+        for seed, final in enumerate(finals):
+            spec = dict(env="CartPole-v1", algo="ppo", method=method, seed=seed)
+            record = dict(
+                spec=spec, budget=100, curve=[dict(timesteps=100, mean=final, std=0.0)], final=final, sec_per_1k_steps=1.0
+            )
+            (runs / method / f"seed_{seed}").mkdir(parents=True)
+            (runs / method / f"seed_{seed}/evaluations.json").write_text(json.dumps(record))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{README_START}\nold\n{README_END}\nb\n")
+    report_main(["--out", str(tmp_path), "--readme", str(readme)])
+    assert "2 rows" in capsys.readouterr().out
+    assert [row["method"] for row in json.loads((tmp_path / "summary.json").read_text())] == ["backprop", "pdm"]
+    text = readme.read_text()
+    assert "old" not in text and "| CartPole-v1 | ppo | pdm | 3 |" in text and "**Targets**" in text
+    assert "curves_CartPole-v1_ppo.png" in text and text.endswith("b\n")
 
 
 def test_iqm_and_bad_arguments(tmp_path):

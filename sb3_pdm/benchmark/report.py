@@ -1,5 +1,6 @@
 """Aggregate benchmark runs: ``summary.json``, ``summary.md`` and learning-curve plots, generated from the runs."""
 
+import argparse
 import glob
 import json
 import os
@@ -344,3 +345,17 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
         images = "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, root)})" for p in plots)
         replace_readme_section(readme, README_START, README_END, f"{table}\n{images}\n")
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Regenerate a results folder's summary (and a README's results section) from its runs, running nothing."""
+    parser = argparse.ArgumentParser(prog="python -m sb3_pdm.benchmark.report", description=main.__doc__)
+    parser.add_argument("--out", default="benchmarks/results", help="results folder (its runs are in OUT/runs)")
+    parser.add_argument("--readme", default=None, help="also write the results table into this README's results section")
+    args = parser.parse_args(argv)
+    rows = write_report(os.path.join(args.out, "runs"), args.out, args.readme)
+    print(f"{len(rows)} rows: {os.path.join(args.out, 'summary.md')}")
+
+
+if __name__ == "__main__":
+    main()
