@@ -24,8 +24,16 @@ class Target:
     """
     A comparison held to targets in ``summary.md``: ``method``'s IQM at least ``iqm_ratio`` x ``reference``'s, its IQM
     interval above ``control``'s (where given), its across-seed std at most the reference's, its time per step at most
-    ``time_ratio`` x the reference's. With ``shifted``, IQM ratios are taken on returns shifted by the env's floor
-    (:func:`iqm_ratio`), as issue 29 asks; without, on the raw returns, as the first targets were stated.
+    ``time_ratio`` x the reference's.
+
+    :param method: The method held to the targets.
+    :param reference: The method it is compared with (stock SB3).
+    :param control: Its frozen-random-features control, or ``None`` for no separation target.
+    :param iqm_ratio: Lowest IQM ratio to the reference.
+    :param time_ratio: Highest ratio of time per step to the reference's.
+    :param shifted: Take IQM ratios on returns shifted by the env's floor (:func:`iqm_ratio`), as issue 29 asks;
+        ``False``: on the raw returns, as the first targets were stated.
+    :param title: What the comparison is, above its table.
     """
 
     method: str
