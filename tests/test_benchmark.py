@@ -9,23 +9,50 @@ import time
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_pdm import InputNormalizedHead, NormalizedValueHead, PDMConfig, ScaledInputHead
+from sb3_pdm import PDMCallback, PDMConfig, PDMPolicy
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import (
-    MAX_PLOTTED_METHODS,
     README_END,
     README_START,
+    TARGETS,
+    Target,
     iqm_with_ci,
+    load_runs,
     markdown,
-    plotted_methods,
     summarize,
     targets,
 )
-from sb3_pdm.benchmark.runner import METHODS, RunSpec, make_model, run
+from sb3_pdm.benchmark.report import main as report_main
+from sb3_pdm.benchmark.runner import METHODS, RunSpec, hyperparameters, make_model, train
 from sb3_pdm.layers import pdm_layers
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--budget", "128", "--n-evals", "2", "--eval-episodes", "1", "--workers", "2"]
+#: A PDM entry as the project's hyperparams/ files hold them (the tuned methods read it from --hyperparams).
+PDM_ENTRY = """
+CartPole-v1:
+  n_envs: 4
+  n_timesteps: !!float 1e5
+  policy: 'sb3_pdm.PDMPolicy'
+  callback: sb3_pdm.PDMCallback
+  n_steps: 16
+  learning_rate: lin_0.002
+  policy_kwargs: "dict(net_arch=[32, 32], activation_fn=nn.ReLU, pdm_kwargs=dict(local_lr=1e-3),
+                       actor_pdm_kwargs=dict(local_lr=1e-4))"
+"""
+
+
+@pytest.fixture
+def pdm_hyperparams(tmp_path):
+    folder = tmp_path / "hyperparams"
+    folder.mkdir()
+    (folder / "a2c.yml").write_text(PDM_ENTRY)
+    return str(folder)
 
 
 def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
@@ -46,6 +73,9 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     assert (tmp_path / "curves_CartPole-v1_ppo.png").exists() and (tmp_path / "summary.md").exists()
     text = readme.read_text()
     assert "old" not in text and "| CartPole-v1 | ppo | pdm |" in text and text.endswith("end\n")
+    # One seed: no spread and no interval claimed anywhere.
+    summary = (tmp_path / "summary.md").read_text()
+    assert "± 0.0" not in summary and "std <= backprop's: met" not in summary and "± n/a" in summary
 
     mtime = os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json")
     main(args)
@@ -53,29 +83,114 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     assert os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json") == mtime
 
 
-def test_crowded_plots_keep_the_reference_methods():
-    few = ["pdm-x", "backprop", "pdm"]
-    assert plotted_methods(few) == sorted(few)
-    crowded = ["frozen", "pdm", "backprop", "frozen-hnorm"] + [f"pdm-variant-{k}" for k in range(MAX_PLOTTED_METHODS)]
-    assert plotted_methods(crowded) == ["backprop", "pdm", "frozen", "frozen-hnorm"]
-
-
-def _trunk_params(model, trunk):
-    return [p.detach().clone() for layer in pdm_layers(getattr(model.policy.mlp_extractor, trunk)) for p in layer.parameters()]
-
-
-@pytest.mark.parametrize("method, frozen_trunks", [("frozen", 2), ("pdm-hnorm-frozen-actor", 1)])
-def test_frozen_control_does_not_learn_locally(method, frozen_trunks):
-    model, _, callbacks, budget = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
-    assert budget == 128 and callbacks
-    before = {trunk: _trunk_params(model, trunk) for trunk in ("policy_net", "value_net")}
-    model.learn(256, callback=callbacks)
-    fixed = {
-        trunk: all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(params, _trunk_params(model, trunk)))
-        for trunk, params in before.items()
+def test_methods_table_holds_the_current_methods_only():
+    assert set(METHODS) == {
+        "backprop",
+        "pdm",
+        "frozen",
+        "pdm-tuned",
+        "frozen-tuned",
+        "backprop-sb3defaults",
+        "pdm-sb3defaults",
     }
-    # The full control freezes both trunks; "frozen-actor" methods the actor's only, and the critic's learns.
-    assert fixed == {"policy_net": True, "value_net": frozen_trunks == 2}
+    with pytest.raises(SystemExit):
+        parse_args(["--methods", "pdm-hnorm"])
+
+
+def test_backprop_pdm_and_frozen_use_the_zoos_values():
+    models = {m: make_model(RunSpec("CartPole-v1", "ppo", m, 0, budget=128)) for m in ("backprop", "pdm", "frozen")}
+    for name, (model, eval_env, callbacks, budget) in models.items():
+        # RL-Zoo's CartPole PPO entry: 8 envs of 32 steps, 20 epochs, lin_0.001 and lin_0.2 as SB3 schedules to 0.
+        assert (model.n_envs, model.n_steps, model.n_epochs, model.batch_size, model.gamma) == (8, 32, 20, 256, 0.98)
+        assert isinstance(model.lr_schedule.value_schedule, LinearSchedule)
+        assert model.lr_schedule(1.0) == 1e-3 and model.lr_schedule(0.5) == 5e-4 and model.lr_schedule(-0.1) == 0.0
+        assert model.clip_range(1.0) == 0.2 and model.clip_range(-0.1) == 0.0
+        assert budget == 128 and eval_env.num_envs == 1
+        assert isinstance(model.policy, PDMPolicy) == (name != "backprop")
+        assert [type(c) for c in callbacks] == ([] if name == "backprop" else [PDMCallback])
+    assert type(models["backprop"][0].policy) is ActorCriticPolicy
+    assert models["pdm"][0].policy.pdm_config == PDMConfig()
+    frozen = models["frozen"][0].policy
+    assert frozen.pdm_config == PDMConfig(local_learning=False)
+    assert all(not layer.local_learning for layer in pdm_layers(frozen))
+
+
+def test_frozen_control_is_built_frozen_and_stays_so_after_save_and_load(tmp_path):
+    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "ppo", "frozen", 0, budget=128))
+    before = [p.detach().clone() for layer in pdm_layers(model.policy) for p in layer.parameters()]
+    model.learn(512, callback=callbacks)
+    after = [p.detach() for layer in pdm_layers(model.policy) for p in layer.parameters()]
+    assert all(th.equal(a, b) for a, b in zip(before, after))
+    model.save(tmp_path / "frozen.zip")
+    loaded = PPO.load(tmp_path / "frozen.zip", device="cpu")
+    assert loaded.policy.pdm_config.local_learning is False
+    assert pdm_layers(loaded.policy) and all(not layer.local_learning for layer in pdm_layers(loaded.policy))
+
+
+def test_tuned_methods_read_the_pdm_entry(pdm_hyperparams):
+    for method in ("pdm-tuned", "frozen-tuned"):
+        spec = RunSpec("CartPole-v1", "a2c", method, 0, budget=64)
+        entry = hyperparameters(spec, pdm_hyperparams)
+        model, _, callbacks, _ = make_model(spec, entry)
+        policy = model.policy
+        frozen = method == "frozen-tuned"
+        # The entry's algorithm values (lin_x as a schedule), policy class and callback, and its PDM options.
+        assert (model.n_envs, model.n_steps, model.lr_schedule(0.5)) == (4, 16, 1e-3)
+        assert type(policy) is PDMPolicy and [type(c) for c in callbacks] == [PDMCallback]
+        assert policy.net_arch == [32, 32] and policy.activation_fn is th.nn.ReLU
+        assert policy.pdm_config == PDMConfig(local_lr=1e-3, local_learning=not frozen)
+        assert policy.actor_pdm_config == PDMConfig(local_lr=1e-4, local_learning=not frozen)
+        assert all(layer.local_learning != frozen for layer in pdm_layers(policy))
+
+
+def test_sb3defaults_methods_keep_only_the_run_settings():
+    # RL-Zoo's CartPole PPO entry less its algorithm values: 8 envs, SB3's defaults for the rest.
+    for method in ("backprop-sb3defaults", "pdm-sb3defaults"):
+        spec = RunSpec("CartPole-v1", "ppo", method, 0, budget=64)
+        assert set(hyperparameters(spec)) == {"n_envs", "n_timesteps", "policy"}
+        model, _, _, budget = make_model(spec)
+        stock = PPO("MlpPolicy", "CartPole-v1")
+        assert model.n_envs == 8 and budget == 64
+        for key in ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "ent_coef"):
+            assert getattr(model, key) == getattr(stock, key), key
+        assert model.lr_schedule(0.5) == stock.lr_schedule(0.5) and model.clip_range(0.5) == stock.clip_range(0.5)
+        assert isinstance(model.policy, PDMPolicy) == (method == "pdm-sb3defaults")
+        if method == "pdm-sb3defaults":
+            assert model.policy.pdm_config == PDMConfig()
+
+
+def test_zoo_normalization_and_evaluation(tmp_path):
+    # Acrobot's zoo entries normalise observations and rewards; the evaluation env reads the training statistics.
+    model, eval_env, _, _ = make_model(RunSpec("Acrobot-v1", "a2c", "backprop", 0, budget=64))
+    assert isinstance(model.get_vec_normalize_env(), VecNormalize) and isinstance(eval_env, VecNormalize)
+    assert model.get_vec_normalize_env().gamma == model.gamma and not eval_env.training and not eval_env.norm_reward
+    # PPO on CartPole: 256 steps per rollout; 2 evaluations over 1024 steps, at 512 and 1024, by SB3's EvalCallback.
+    record = train(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=1024, n_evals=2, eval_episodes=2))
+    assert [row["timesteps"] for row in record["curve"]] == [512, 1024]
+    assert record["final"] == record["curve"][-1]["mean"] and 0 < record["train_seconds"]
+    # A budget that the last rollout overshoots gets one more evaluation, at the end of training.
+    record = train(RunSpec("CartPole-v1", "a2c", "backprop", 0, budget=100, n_evals=1, eval_episodes=1))
+    assert [row["timesteps"] for row in record["curve"]] == [104, 120]
+
+
+def test_one_or_two_seeds_claim_no_spread_and_no_interval():
+    def record(method: str, seed: int, final: float) -> dict:
+        spec = dict(env="E", algo="ppo", method=method, seed=seed)
+        return dict(spec=spec, budget=100, curve=[dict(timesteps=100, mean=final, std=0.0)], final=final, sec_per_1k_steps=1.0)
+
+    one = summarize([record("backprop", 0, 500.0), record("pdm", 0, 500.0)])
+    assert all(row["std"] is None and row["iqm_ci_low"] is None and row["iqm_ci_high"] is None for row in one)
+    table = markdown(one)
+    assert "± 0.0" not in table and "500.0 ± n/a | 500.0 [n/a]" in table
+    text = targets(one)
+    assert "std <= backprop's: met" not in text and "met (backprop's std is 0" not in text
+    assert "| n/a: no spread below 2 seeds |" in text and "Std target: n/a" in text
+    two = summarize([record(m, s, 100.0 * (s + 1)) for m in ("backprop", "pdm", "frozen") for s in range(2)])
+    assert all(row["std"] == 50.0 and row["iqm_ci_low"] is None for row in two)
+    text = targets(two)
+    assert "| n/a: no interval below 3 seeds |" in text and "Std target: met on 1 of 1" in text
+    three = summarize([record("pdm", s, 100.0 * s) for s in range(3)])
+    assert three[0]["iqm_ci_low"] <= three[0]["iqm"] <= three[0]["iqm_ci_high"]
 
 
 def test_summary_of_curves():
@@ -103,16 +218,17 @@ def test_targets_table():
         row("Good", "backprop", 100.0, (90.0, 110.0), 4.0, 1.0),
         row("Good", "pdm", 95.0, (80.0, 99.0), 2.0, 1.2),
         row("Good", "frozen", 20.0, (10.0, 30.0), 9.0, 1.0),
-        row("Good", "frozen-hnorm", 90.0, (70.0, 100.0), 9.0, 1.0),
         # Every target missed: backprop's std is 0, the IQM under the control's, time just over 1.5 x.
         row("Bad", "backprop", 500.0, (500.0, 500.0), 0.0, 1.0),
         row("Bad", "pdm", 100.0, (50.0, 150.0), 30.0, 1.502),
         row("Bad", "frozen", 200.0, (20.0, 500.0), 150.0, 1.0),
-        row("Bad", "frozen-hnorm", 30.0, (20.0, 40.0), 5.0, 1.0),
-        # Negative returns, the control's CI overlapping.
+        # Negative returns, no known floor: no ratio; the control's CI overlapping.
         row("Neg", "backprop", -70.0, (-75.0, -67.0), 4.0, 1.0),
         row("Neg", "pdm", -85.0, (-150.0, -80.0), 40.0, 1.6),
         row("Neg", "frozen", -90.0, (-120.0, -85.0), 40.0, 1.0),
+        # Negative returns with a known floor (-500): a ratio on the shifted scale (415 / 430) where a target asks it.
+        row("Acrobot-v1", "backprop", -70.0, (-75.0, -67.0), 4.0, 1.0),
+        row("Acrobot-v1", "pdm", -85.0, (-90.0, -80.0), 4.0, 1.0),
         # No control.
         row("Free", "backprop", 10.0, (9.0, 11.0), 1.0, 1.0),
         row("Free", "pdm", 10.0, (9.0, 11.0), 1.0, 1.0),
@@ -120,30 +236,72 @@ def test_targets_table():
         row("Alone", "backprop", 1.0, (1.0, 1.0), 0.0, 1.0),
     ]
     lines = {line.split(" | ")[0][2:]: line for line in targets(rows).splitlines() if line.startswith("| ")}
-    assert set(lines) == {"setting", "Good ppo 1,000", "Bad ppo 1,000", "Neg ppo 1,000", "Free ppo 1,000"}
-    assert "met: 0.95 x | met: 80.0 > 30.0 | met: 0.50 x | met: 1.20 x |" in lines["Good ppo 1,000"]
-    # The stronger control, outside the targets: overlapping here, below PDM's interval on "Bad", absent elsewhere.
-    assert "frozen-hnorm control's |" in lines["setting"]
-    assert lines["Good ppo 1,000"].endswith("| not above: [80.0, 99.0] overlaps [70.0, 100.0] |")
-    assert lines["Bad ppo 1,000"].endswith("| above: 50.0 > 40.0 |")
-    assert lines["Neg ppo 1,000"].endswith("| no control run |")
-    assert targets(rows, stronger_control=None).splitlines()[0].count("|") == 7
-    assert "missed: 0.20 x | missed: IQM below the control's (100.0 against 200.0)" in lines["Bad ppo 1,000"]
-    assert "missed: backprop's std is 0, PDM's 30.0 | missed: 1.502 x |" in lines["Bad ppo 1,000"]
+    assert set(lines) == {
+        "setting",
+        "Good ppo 1,000",
+        "Bad ppo 1,000",
+        "Neg ppo 1,000",
+        "Acrobot-v1 ppo 1,000",
+        "Free ppo 1,000",
+    }
+    assert "| met: 0.95 x (95.0 against 100.0) | met: 80.0 > 30.0 | met: 0.50 x | met: 1.20 x |" in lines["Good ppo 1,000"]
     assert (
-        "no ratio (negative returns): -85.0 against -70.0 | missed: [-150.0, -80.0] overlaps [-120.0, -85.0]"
-        in lines["Neg ppo 1,000"]
+        "missed: 0.20 x (100.0 against 500.0) | missed: IQM below the control's (100.0 against 200.0)"
+        in lines["Bad ppo 1,000"]
     )
+    assert "missed: backprop's std is 0, pdm's 30.0 | missed: 1.502 x |" in lines["Bad ppo 1,000"]
+    assert "| no ratio: (-85.0 against -70.0) | missed: [-150.0, -80.0] overlaps [-120.0, -85.0]" in lines["Neg ppo 1,000"]
+    assert "| no ratio: (-85.0 against -70.0) | no control run |" in lines["Acrobot-v1 ppo 1,000"]
     assert "| no control run | met: 1.000 x |" in lines["Free ppo 1,000"]
-    assert "Std target: met on 2 of 4 settings" in targets(rows)
+    assert "Std target: met on 3 of 5 settings" in targets(rows)
     # Where the control is not a target, its separation is shown as such.
     outside = {line.split(" | ")[0][2:]: line for line in targets(rows, control_envs=("Good",)).splitlines()}
     assert "| met: 80.0 > 30.0 |" in outside["Good ppo 1,000"]
     assert "| not a target: not above: IQM below the control's (100.0 against 200.0) |" in outside["Bad ppo 1,000"]
     assert "| not a target: no control run |" in outside["Free ppo 1,000"]
+    # The same-defaults comparison has no control column and its own reference.
+    same = Target("pdm-sb3defaults", "backprop-sb3defaults", None, 0.9)
+    renamed = [dict(r, method=r["method"] + "-sb3defaults") for r in rows if r["method"] != "frozen"]
+    header, _, good = targets(renamed, same).splitlines()[:3]
+    assert "control" not in header and header.count("|") == 6
+    assert good.startswith("| Acrobot-v1 ppo 1,000 | 8 | met: 0.97 x")
+    assert {t.method for t in TARGETS} == {"pdm", "pdm-tuned", "pdm-sb3defaults"} and all(t.method in METHODS for t in TARGETS)
 
 
-def test_iqm_and_bad_arguments():
+def test_committed_runs_load_and_summarise():
+    """The committed runs hold the current methods only, and their committed summaries are what the report makes."""
+    for folder in ("benchmarks/results-2core", "benchmarks/results"):
+        records = load_runs(os.path.join(ROOT, folder, "runs"))
+        assert records and {record["spec"]["method"] for record in records} <= set(METHODS)
+        rows = summarize(records)
+        assert all(row["n_seeds"] < 3 or row["iqm_ci_low"] <= row["iqm"] <= row["iqm_ci_high"] for row in rows)
+        markdown(rows)
+        targets(rows)
+        with open(os.path.join(ROOT, folder, "summary.json")) as file:
+            assert json.load(file) == rows
+
+
+def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, capsys):
+    runs = tmp_path / "runs/CartPole-v1/ppo"
+    for method, finals in (("backprop", [500.0, 500.0, 480.0]), ("pdm", [400.0, 300.0, 200.0])):
+        for seed, final in enumerate(finals):
+            spec = dict(env="CartPole-v1", algo="ppo", method=method, seed=seed)
+            record = dict(
+                spec=spec, budget=100, curve=[dict(timesteps=100, mean=final, std=0.0)], final=final, sec_per_1k_steps=1.0
+            )
+            (runs / method / f"seed_{seed}").mkdir(parents=True)
+            (runs / method / f"seed_{seed}/evaluations.json").write_text(json.dumps(record))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{README_START}\nold\n{README_END}\nb\n")
+    report_main(["--out", str(tmp_path), "--readme", str(readme)])
+    assert "2 rows" in capsys.readouterr().out
+    assert [row["method"] for row in json.loads((tmp_path / "summary.json").read_text())] == ["backprop", "pdm"]
+    text = readme.read_text()
+    assert "old" not in text and "| CartPole-v1 | ppo | pdm | 3 |" in text and "**Targets**" in text
+    assert "curves_CartPole-v1_ppo.png" in text and text.endswith("b\n")
+
+
+def test_iqm_and_bad_arguments(tmp_path):
     iqm, low, high = iqm_with_ci(np.array([0.0, 10.0, 10.0, 10.0, 10.0, 100.0, 10.0, 10.0]))
     assert iqm == 10.0 and low <= iqm <= high
     assert summarize([]) == []
@@ -151,236 +309,28 @@ def test_iqm_and_bad_arguments():
         parse_args(["--seeds", "0"])
     with pytest.raises(SystemExit):
         parse_args(["--methods", "sgd"])
+    with pytest.raises(SystemExit):
+        parse_args(["--address", "auto"])  # a Ray address without the Ray backend
     with pytest.raises(ValueError, match="no ppo hyperparameters"):
         make_model(RunSpec("NoSuchEnv-v0", "ppo", "pdm", 0))
+    with pytest.raises(FileNotFoundError):
+        hyperparameters(RunSpec("CartPole-v1", "ppo", "pdm-tuned", 0), str(tmp_path))
 
 
-@pytest.mark.parametrize("method", ["pdm-linear-actor", "frozen-linear-actor"])
-def test_linear_actor_methods_have_no_actor_trunk(method):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
-    extractor = model.policy.mlp_extractor
-    assert len(extractor.policy_net) == 0 and len(pdm_layers(extractor.value_net)) == 2
-    # The action head reads the observation itself.
-    assert model.policy.action_net.in_features == model.observation_space.shape[0]
-    assert all(layer.local_learning == (method == "pdm-linear-actor") for layer in pdm_layers(model.policy))
-
-
-@pytest.mark.parametrize("method, epochs", [("pdm-ep1", 1), ("pdm", 5), ("pdm-ep10", 10), ("pdm-every-epoch", None)])
-def test_local_epoch_methods_step_in_the_first_epochs_only(method, epochs):
-    model, _, callbacks, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
-    assert model.policy.pdm_config.local_epochs == epochs and model.n_epochs > (epochs or 0)
-    model.learn(model.n_steps * model.n_envs, callback=callbacks)
-    n_minibatches = -(-model.n_steps * model.n_envs // model.batch_size)
-    assert all(layer._n_updates == (epochs or model.n_epochs) * n_minibatches for layer in pdm_layers(model.policy))
-
-
-#: Methods measured since local_epochs=5 became the default (or pinning their own local_epochs).
-LOCAL_EPOCHS_5 = (
-    "pdm",
-    "pdm-nolimit",
-    "frozen",
-    "pdm-a3e5",
-    "pdm-ep1",
-    "pdm-ep10",
-    "pdm-v1-ep1",
-    "pdm-gate",
-    "pdm-hnorm",
-    "frozen-hnorm",
-    "pdm-hnorm-noguide",
-    "pdm-hnorm-linlr",
-    "pdm-decor",
-    "pdm-decor-0.1",
-    "pdm-hnorm-decor",
-    "pdm-inorm",
-    "pdm-hnorm-inorm",
-    "pdm-hnorm-decor-inorm",
-    "pdm-init",
-    "pdm-hnorm-init",
-    "pdm-hnorm-frozen-actor",
-    "pdm-hnorm-decor-frozen-actor",
-    "pdm-vnorm-decor",
-    "frozen-vnorm",
-    "pdm-vnorm",
-    "pdm-w256-hnorm",
-    "frozen-w256-hnorm",
-    "pdm-w256-hnorm-a3e5",
-    "pdm-w256-hnorm-frozen-actor",
-    "pdm-w256-hnorm-follow",
-    "pdm-hnorm-follow",
-    "pdm-follow",
-    "pdm-move0.05",
-    "pdm-move0.1",
-    "pdm-hnorm-move0.05",
-    "pdm-w256-hnorm-move0.05",
-    "pdm-centered",
-    "pdm-w256-move0.1",
-    "pdm-move0.2",
-    "pdm-guide3",
-    "pdm-gain4",
-    "frozen-gain4",
-    "pdm-gain4-pi",
-    "pdm-gain4-vf",
-    "pdm-gain2",
-    "pdm-gain2-vf",
-    "pdm-vloss-norm",
-    "frozen-vloss-norm",
-    "pdm-vloss-linear",
-    "frozen-vloss-linear",
-)
-
-
-@pytest.mark.parametrize(
-    "method",
-    [m for m, spec in METHODS.items() if "pdm_kwargs" in spec and m not in LOCAL_EPOCHS_5],
-)
-def test_methods_measured_before_local_epochs_5_pin_every_epoch(method):
-    """Their committed runs stepped in every pass: they keep ``local_epochs=None`` under the new default."""
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
-    assert all(layer.config.local_epochs is None for layer in pdm_layers(model.policy))
-    assert PDMConfig().local_epochs == 5
-
-
-@pytest.mark.parametrize("method", [m for m, spec in METHODS.items() if "pdm_kwargs" in spec])
-def test_methods_measured_before_the_move_limit_keep_it_off(method):
-    """Since the sixteenth round ``max_feature_move=0.1`` is a default; the methods run before it pin ``None``."""
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
-    expected = {"pdm": 0.1, "frozen": 0.1, "pdm-move0.05": 0.05, "pdm-hnorm-move0.05": 0.05}
-    expected.update(
-        {
-            "pdm-move0.1": 0.1,
-            "pdm-w256-hnorm-move0.05": 0.05,
-            "pdm-centered": 0.1,
-            "pdm-w256-move0.1": 0.1,
-            "pdm-move0.2": 0.2,
-            "pdm-guide3": 0.1,
-            "pdm-gain4": 0.1,
-            "frozen-gain4": 0.1,
-            "pdm-gain4-pi": 0.1,
-            "pdm-gain4-vf": 0.1,
-            "pdm-gain2": 0.1,
-            "pdm-gain2-vf": 0.1,
-            "pdm-vloss-norm": 0.1,
-            "frozen-vloss-norm": 0.1,
-            "pdm-vloss-linear": 0.1,
-            "frozen-vloss-linear": 0.1,
-        }
-    )
-    assert all(layer.config.max_feature_move == expected.get(method) for layer in pdm_layers(model.policy))
-    assert PDMConfig().max_feature_move == 0.1
-
-
-@pytest.mark.parametrize("method", ["pdm-gain4", "frozen-gain4"])
-def test_gain_methods_scale_both_heads_and_freeze_only_the_control(method):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=128))
-    assert all(
-        isinstance(head, ScaledInputHead) and head.gain == 4.0 for head in (model.policy.action_net, model.policy.value_net)
-    )
-    assert all(layer.local_learning == (method == "pdm-gain4") for layer in pdm_layers(model.policy))
-
-
-@pytest.mark.parametrize(
-    "method, gains",
-    [
-        ("pdm-gain4-pi", (4.0, None)),
-        ("pdm-gain4-vf", (None, 4.0)),
-        ("pdm-gain2", (2.0, 2.0)),
-        ("pdm-gain2-vf", (None, 2.0)),
-    ],
-)
-def test_per_head_gain_methods_scale_the_heads_they_name(method, gains):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "a2c", method, 0, budget=128))
-    for head, gain in zip((model.policy.action_net, model.policy.value_net), gains):
-        assert isinstance(head, ScaledInputHead) == (gain is not None)
-        assert gain is None or head.gain == gain
-    assert all(layer.local_learning for layer in pdm_layers(model.policy))
-
-
-@pytest.mark.parametrize("algo", ["a2c", "ppo"])
-@pytest.mark.parametrize(
-    "method, units",
-    [
-        ("pdm-vloss-norm", "normalized"),
-        ("frozen-vloss-norm", "normalized"),
-        ("pdm-vloss-linear", "linear"),
-        ("frozen-vloss-linear", "linear"),
-    ],
-)
-def test_value_loss_methods_set_their_units_and_freeze_only_the_control(method, units, algo):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", algo, method, 0, budget=128))
-    head = model.policy.value_net
-    assert isinstance(head, NormalizedValueHead) and head.loss_units == units
-    assert not isinstance(model.policy.action_net, ScaledInputHead)
-    assert all(layer.local_learning == method.startswith("pdm") for layer in pdm_layers(model.policy))
-
-
-@pytest.mark.parametrize("method", ["pdm", "frozen", "pdm-v1", "frozen-v1", "pdm-slow", "pdm-linear-actor"])
-def test_methods_build_their_defaults_or_pin_v1(method):
-    """``pdm``/``frozen`` follow the current defaults; the v1 methods keep saturating features and a plain value head."""
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
-    v1 = method not in ("pdm", "frozen")
-    assert isinstance(model.policy.value_net, NormalizedValueHead) != v1
-    assert all(layer.config.feature_scale == (1.0 if v1 else PDMConfig().feature_scale) for layer in pdm_layers(model.policy))
-
-
-@pytest.mark.parametrize(
-    "method, critic_lr, actor_lr, normalization",
-    [
-        ("pdm-linlr", "lin_3e-4", "lin_3e-4", "mean"),
-        ("pdm-linlr-a3e5", "lin_3e-4", "lin_3e-5", "mean"),
-        ("pdm-linlr-c1e3", "lin_1e-3", "lin_3e-4", "mean"),
-        ("pdm-lr1e3", 1e-3, 1e-3, "mean"),
-        ("pdm-a3e5", 3e-4, 3e-5, "mean"),
-        ("pdm-running", 3e-4, 3e-4, "running"),
-    ],
-)
-def test_rate_and_normalization_methods_set_each_trunk(method, critic_lr, actor_lr, normalization):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
-    extractor = model.policy.mlp_extractor
-    assert all(layer.config.local_lr == critic_lr for layer in pdm_layers(extractor.value_net))
-    assert all(layer.config.local_lr == actor_lr for layer in pdm_layers(extractor.policy_net))
-    assert all(layer.config.normalization == normalization for layer in pdm_layers(model.policy))
-    assert isinstance(model.policy.value_net, NormalizedValueHead)
-
-
-def test_gate_method_gates_every_layer_and_records_the_gates(tmp_path):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
-    assert not any(layer.config.guidance_gate for layer in pdm_layers(model.policy))
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm-gate", 0, budget=256))
-    assert all(layer.config.guidance_gate for layer in pdm_layers(model.policy))
-    # CartPole's zoo PPO collects 256 steps per rollout: 4 rollouts, 2 evaluations, each with every layer's gate.
-    record = run(RunSpec("CartPole-v1", "ppo", "pdm-gate", 0, budget=1024, n_evals=2, eval_episodes=1), str(tmp_path))
-    assert [sorted(row["gates"]) for row in record["curve"]] == [["pi/0", "pi/1", "vf/0", "vf/1"]] * 2
-    gates = [gate for row in record["curve"] for gate in row["gates"].values()]
-    assert all(0.0 <= gate <= 1.0 for gate in gates) and min(gates) < 1.0
-
-
-@pytest.mark.parametrize(
-    "method, frozen, options",
-    [
-        ("pdm-hnorm", False, {}),
-        ("frozen-hnorm", True, {}),
-        ("pdm-hnorm-noguide", False, {"guidance_coef": 0.0}),
-        ("pdm-hnorm-linlr", False, {"local_lr": "lin_3e-4"}),
-    ],
-)
-def test_head_norm_methods_standardize_both_heads(method, frozen, options):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
-    policy = model.policy
-    assert isinstance(policy.action_net, InputNormalizedHead) and isinstance(policy.value_net, InputNormalizedHead)
-    assert isinstance(policy.value_net.head, NormalizedValueHead)
-    layers = pdm_layers(policy)
-    # Methods of the ninth round: run before the move limit became a default, they keep it off.
-    assert all(layer.config == PDMConfig(max_feature_move=None, **options) for layer in layers)
-    assert all(layer.local_learning != frozen for layer in layers)
-    plain, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", "pdm", 0, budget=256))
-    assert not isinstance(plain.policy.action_net, InputNormalizedHead)
-
-
-@pytest.mark.parametrize("method, coef, move", [("pdm", 0.0, 0.1), ("pdm-decor", 1.0, None), ("pdm-decor-0.1", 0.1, None)])
-def test_decorrelation_methods_set_every_layer(method, coef, move):
-    model, _, _, _ = make_model(RunSpec("CartPole-v1", "ppo", method, 0, budget=256))
-    expected = PDMConfig(decorrelation_coef=coef, max_feature_move=move)
-    assert all(layer.config == expected for layer in pdm_layers(model.policy))
+def test_failed_runs_are_reported_and_the_others_written(tmp_path, monkeypatch, capsys):
+    # A run that raises in its worker: the others are written, the command fails naming it, a rerun redoes it only.
+    args = ["--envs", "CartPole-v1", "--algos", "a2c", "--methods", "backprop", "pdm-tuned", "--out", str(tmp_path), *TINY]
+    broken = tmp_path / "hyperparams"
+    broken.mkdir()
+    (broken / "a2c.yml").write_text(PDM_ENTRY.replace("nn.ReLU", "nn.NoSuchActivation"))
+    with pytest.raises(SystemExit, match="1 of 2 runs failed"):
+        main([*args, "--hyperparams", str(broken)])
+    assert "CartPole-v1/a2c/pdm-tuned/seed_0 failed" in capsys.readouterr().out
+    assert (tmp_path / "runs/CartPole-v1/a2c/backprop/seed_0/evaluations.json").exists()
+    (broken / "a2c.yml").write_text(PDM_ENTRY)
+    main([*args, "--hyperparams", str(broken)])
+    assert "2 runs, 1 already done, 1 to go" in capsys.readouterr().out
+    assert (tmp_path / "runs/CartPole-v1/a2c/pdm-tuned/seed_0/evaluations.json").exists()
 
 
 def _running(pid: int) -> bool:
@@ -427,3 +377,11 @@ def test_workers_end_when_the_benchmark_process_is_killed(tmp_path):
         parent.kill()
         if _running(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_a2c_methods_build(pdm_hyperparams):
+    # Every method builds for A2C too (the tuned ones from the PDM entry).
+    for method in METHODS:
+        spec = RunSpec("CartPole-v1", "a2c", method, 0, budget=64)
+        model, _, _, _ = make_model(spec, hyperparameters(spec, pdm_hyperparams))
+        assert isinstance(model, A2C)

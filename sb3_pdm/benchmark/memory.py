@@ -44,9 +44,9 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
 from torch import nn
 
+from sb3_pdm import CnnPDMPolicy, PDMPolicy
 from sb3_pdm.benchmark.report import replace_readme_section
 from sb3_pdm.guidance import GuidanceSignals, attach_signals
-from sb3_pdm.policies import CnnPDMPolicy, PDMPolicy
 
 KINDS = ("depth", "width", "batch", "cnn")
 #: ``pdm-unbounded`` is PDM with ``max_pair_samples`` set to the batch size (no pair bound), in the batch sweep only.

@@ -1,17 +1,64 @@
 """Aggregate benchmark runs: ``summary.json``, ``summary.md`` and learning-curve plots, generated from the runs."""
 
+import argparse
 import glob
 import json
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-#: The targets of ``pdm`` (PDM's defaults) against stock SB3: IQM ratio at least, wall-clock ratio at most.
-TARGET_IQM_RATIO, TARGET_TIME_RATIO = 0.9, 1.5
+#: Fewest seeds with an across-seed spread (std), and with a bootstrap interval of the IQM.
+MIN_SEEDS_SPREAD, MIN_SEEDS_CI = 2, 3
+#: The lowest return of each env, where known: IQM ratios are taken on returns shifted so that it is 0 (issue 29), so
+#: that negative returns have a ratio; elsewhere on the raw returns, where the reference's IQM is positive.
+RETURN_FLOORS = {"CartPole-v1": 0.0, "Acrobot-v1": -500.0, "LunarLander-v3": -300.0}
+
+
+@dataclass(frozen=True)
+class Target:
+    """
+    A comparison held to targets in ``summary.md``: ``method``'s IQM at least ``iqm_ratio`` x ``reference``'s, its IQM
+    interval above ``control``'s (where given), its across-seed std at most the reference's, its time per step at most
+    ``time_ratio`` x the reference's.
+
+    :param method: The method held to the targets.
+    :param reference: The method it is compared with (stock SB3).
+    :param control: Its frozen-random-features control, or ``None`` for no separation target.
+    :param iqm_ratio: Lowest IQM ratio to the reference.
+    :param time_ratio: Highest ratio of time per step to the reference's.
+    :param shifted: Take IQM ratios on returns shifted by the env's floor (:func:`iqm_ratio`), as issue 29 asks;
+        ``False``: on the raw returns, as the first targets were stated.
+    :param title: What the comparison is, above its table.
+    """
+
+    method: str
+    reference: str
+    control: str | None
+    iqm_ratio: float
+    time_ratio: float = 1.5
+    shifted: bool = True
+    title: str = ""
+
+
+#: The targets tables: PDM's defaults with the zoo's values, each method with its own tuned values, both policies with
+#: SB3's default algorithm hyperparameters. A table appears when its method and reference were run.
+TARGETS = (
+    Target(
+        "pdm",
+        "backprop",
+        "frozen",
+        0.9,
+        shifted=False,
+        title="`pdm`, the defaults, with the zoo's (backprop's) hyperparameters",
+    ),
+    Target("pdm-tuned", "backprop", "frozen-tuned", 0.95, title="each method with its own tuned hyperparameters"),
+    Target("pdm-sb3defaults", "backprop-sb3defaults", None, 0.9, title="both with SB3's default hyperparameters"),
+)
 #: The envs where PDM's IQM interval must lie above the frozen control's (issue 4: Acrobot cannot tell them apart).
 CONTROL_TARGET_ENVS = ("CartPole-v1", "LunarLander-v3")
 
@@ -28,8 +75,8 @@ def load_runs(runs_dir: str) -> list[dict[str, Any]]:
 def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """
     Interquartile mean (the 25%-trimmed mean, as rliable's ``aggregate_iqm``) of final returns and its 95%
-    percentile-bootstrap CI over runs (rliable's stratified bootstrap for a single task). With one run the CI is
-    that run's value.
+    percentile-bootstrap CI over runs (rliable's stratified bootstrap for a single task). With one run, or equal
+    runs, the CI is the IQM itself (:func:`summarize` leaves it out below :data:`MIN_SEEDS_CI` runs).
     """
     scores = np.asarray(scores, dtype=float)
     iqm = float(stats.trim_mean(scores, 0.25))
@@ -48,7 +95,8 @@ def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[fl
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     One row per env x algo x method: final-return statistics, the mean of all evaluations, stability (drop from
-    each run's best evaluation) and wall-clock.
+    each run's best evaluation) and wall-clock. ``std`` is ``None`` below :data:`MIN_SEEDS_SPREAD` seeds, and the IQM
+    interval (``iqm_ci_low``, ``iqm_ci_high``) below :data:`MIN_SEEDS_CI`: one seed has no spread.
     """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -58,6 +106,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (env, algo, method), runs in sorted(groups.items()):
         finals = np.array([run["final"] for run in runs])
         iqm, low, high = iqm_with_ci(finals)
+        with_ci = len(runs) >= MIN_SEEDS_CI
         rows.append(
             dict(
                 env=env,
@@ -66,10 +115,10 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 n_seeds=len(runs),
                 budget=max(run["budget"] for run in runs),
                 mean=float(finals.mean()),
-                std=float(finals.std()),
+                std=float(finals.std()) if len(runs) >= MIN_SEEDS_SPREAD else None,
                 iqm=iqm,
-                iqm_ci_low=low,
-                iqm_ci_high=high,
+                iqm_ci_low=low if with_ci else None,
+                iqm_ci_high=high if with_ci else None,
                 # The mean of each run's evaluations (the area under its learning curve, per evaluation): learning
                 # speed and what the run held, where the final return is one point.
                 eval_mean=float(np.mean([np.mean([r["mean"] for r in run["curve"]]) for run in runs])),
@@ -81,26 +130,59 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _spread(row: dict[str, Any]) -> str:
+    return "n/a" if row["std"] is None else f"{row['std']:.1f}"
+
+
+def _interval(row: dict[str, Any]) -> str:
+    return "n/a" if row["iqm_ci_low"] is None else f"{row['iqm_ci_low']:.1f}, {row['iqm_ci_high']:.1f}"
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One summary row as a line of text (the benchmark's console output)."""
+    return (
+        f"{row['env']:<16} {row['algo']:<4} {row['method']:<20} final return {row['mean']:8.1f} ± {_spread(row):>6} "
+        f"(IQM {row['iqm']:.1f} [{_interval(row)}], {row['n_seeds']} seeds, {row['budget']:,} steps, "
+        f"{row['sec_per_1k_steps']:.2f} s/1k steps)"
+    )
+
+
+def iqm_ratio(row: dict[str, Any], reference: dict[str, Any], shifted: bool = False) -> float | None:
+    """
+    ``row``'s IQM over ``reference``'s; with ``shifted``, on returns shifted by the env's floor (:data:`RETURN_FLOORS`)
+    where known. ``None`` where the reference's (shifted) IQM is not positive: such a ratio has no meaning.
+    """
+    floor = RETURN_FLOORS.get(row["env"], 0.0) if shifted else 0.0
+    base = reference["iqm"] - floor
+    return (row["iqm"] - floor) / base if base > 0 else None
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """Results table, with PDM-variant / backprop ratios of IQM, across-seed std and wall-clock."""
-    reference = {(r["env"], r["algo"]): r for r in rows if r["method"] == "backprop"}
+    """
+    Results table, with the ratios of each method to backprop (IQM, across-seed std, wall-clock; "n/a" where backprop's
+    is not positive); a ``sb3defaults`` method is compared with ``backprop-sb3defaults``.
+    """
+    reference = {(r["env"], r["algo"], r["method"]): r for r in rows}
     lines = [
         "| env | algo | method | seeds | budget | final mean ± std | IQM [95% CI] | IQM / BP | std / BP "
         "| mean of evals | drop from best | s / 1k steps | time / BP |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def ratio(a: float, b: float) -> str:
+    def ratio(a: float | None, b: float | None) -> str:
         # A ratio to a non-positive reference (e.g. negative returns) has no meaning.
-        return f"{a / b:.2f}" if b > 0 else "n/a"
+        return f"{a / b:.2f}" if a is not None and b is not None and b > 0 else "n/a"
 
     for row in rows:
-        bp = reference.get((row["env"], row["algo"]))
-        vs_bp = bp is not None and row["method"] != "backprop"
+        bp_name = "backprop-sb3defaults" if row["method"].endswith("-sb3defaults") else "backprop"
+        bp = reference.get((row["env"], row["algo"], bp_name))
+        vs_bp = bp is not None and row["method"] != bp_name
+        iqm_vs_bp = iqm_ratio(row, bp) if vs_bp else None  # type: ignore[arg-type]
         lines.append(
             f"| {row['env']} | {row['algo']} | {row['method']} | {row['n_seeds']} | {row['budget']:,} "
-            f"| {row['mean']:.1f} ± {row['std']:.1f} | {row['iqm']:.1f} [{row['iqm_ci_low']:.1f}, {row['iqm_ci_high']:.1f}] "
-            f"| {ratio(row['iqm'], bp['iqm']) if vs_bp else ''} | {ratio(row['std'], bp['std']) if vs_bp else ''} "
+            f"| {row['mean']:.1f} ± {_spread(row)} | {row['iqm']:.1f} [{_interval(row)}] "
+            f"| {('n/a' if iqm_vs_bp is None else f'{iqm_vs_bp:.2f}') if vs_bp else ''} "
+            f"| {ratio(row['std'], bp['std']) if vs_bp else ''} "
             f"| {row['eval_mean']:.1f} | {row['drop_from_best']:.1f} | {row['sec_per_1k_steps']:.2f} "
             f"| {ratio(row['sec_per_1k_steps'], bp['sec_per_1k_steps']) if vs_bp else ''} |"
         )
@@ -119,100 +201,78 @@ def _separation(pdm: dict[str, Any], control: dict[str, Any] | None, verdicts: t
     yes, no = verdicts
     if control is None:
         return "no control run"
+    if pdm["iqm_ci_low"] is None or control["iqm_ci_low"] is None:
+        return f"n/a: no interval below {MIN_SEEDS_CI} seeds"
     if pdm["iqm_ci_low"] > control["iqm_ci_high"]:
         return f"{yes}: {pdm['iqm_ci_low']:.1f} > {control['iqm_ci_high']:.1f}"
     if pdm["iqm"] < control["iqm"]:
         return f"{no}: IQM below the control's ({pdm['iqm']:.1f} against {control['iqm']:.1f})"
-    return (
-        f"{no}: [{pdm['iqm_ci_low']:.1f}, {pdm['iqm_ci_high']:.1f}] overlaps "
-        f"[{control['iqm_ci_low']:.1f}, {control['iqm_ci_high']:.1f}]"
-    )
+    return f"{no}: [{_interval(pdm)}] overlaps [{_interval(control)}]"
 
 
-def targets(
-    rows: list[dict[str, Any]],
-    method: str = "pdm",
-    control: str = "frozen",
-    stronger_control: str | None = "frozen-hnorm",
-    control_envs: tuple[str, ...] | None = None,
-) -> str:
+def targets(rows: list[dict[str, Any]], target: Target = TARGETS[0], control_envs: tuple[str, ...] | None = None) -> str:
     """
-    The targets of PDM's defaults, per env x algo where both ``backprop`` and ``method`` were run: IQM at least 0.9 x
-    backprop's, an IQM confidence interval above the frozen control's, across-seed std at most backprop's (the target
-    asks it on half of the settings), wall-clock at most 1.5 x backprop's. A last column, outside the targets, holds the
-    same separation against a stronger control.
+    The targets of ``target.method`` per env x algo where it and its reference were run: IQM at least
+    ``target.iqm_ratio`` x the reference's (:func:`iqm_ratio`, the IQMs themselves beside it), an IQM
+    interval above the control's, across-seed std at most the reference's (asked on half of the settings; "n/a" below
+    :data:`MIN_SEEDS_SPREAD` seeds, and then not counted), time per step at most ``target.time_ratio`` x the
+    reference's.
 
     :param rows: Summary rows (:func:`summarize`).
-    :param method: The PDM method held to the targets.
-    :param control: The frozen-random-features control of the targets.
-    :param stronger_control: A second control (default: frozen features read by standardised heads), shown beside
-        the targets; ``None`` leaves the column out.
-    :param control_envs: The envs where the separation from ``control`` is a target (elsewhere it is shown as "not a
+    :param target: The comparison.
+    :param control_envs: The envs where the separation from the control is a target (elsewhere it is shown as "not a
         target"); ``None``: every env.
     :return: A Markdown table, then a line counting the settings where the std target is met.
     """
     by_key = {(r["env"], r["algo"], r["method"]): r for r in rows}
-    extra = [] if stronger_control is None else [f"not a target: IQM CI above the {stronger_control} control's"]
+    ref_name = target.reference
     header = [
         "setting",
-        f"seeds ({method})",
-        f"IQM >= {TARGET_IQM_RATIO} x backprop's",
-        f"IQM CI above the {control} control's",
-        "std <= backprop's",
-        f"time <= {TARGET_TIME_RATIO} x backprop's",
-        *extra,
+        f"seeds ({target.method})",
+        f"IQM >= {target.iqm_ratio} x {ref_name}'s",
+        *([f"IQM CI above {target.control}'s"] if target.control else []),
+        f"std <= {ref_name}'s",
+        f"time <= {target.time_ratio} x {ref_name}'s",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     n_settings = n_std_met = 0
     for env, algo in sorted({(r["env"], r["algo"]) for r in rows}):
-        bp, pdm = by_key.get((env, algo, "backprop")), by_key.get((env, algo, method))
-        if bp is None or pdm is None:
+        ref, pdm = by_key.get((env, algo, ref_name)), by_key.get((env, algo, target.method))
+        if ref is None or pdm is None:
             continue
-        n_settings += 1
-        if bp["iqm"] > 0:
-            iqm = _fmt_ratio(pdm["iqm"] / bp["iqm"], TARGET_IQM_RATIO, at_most=False)
+        ratio = iqm_ratio(pdm, ref, target.shifted)
+        raw = f"({pdm['iqm']:.1f} against {ref['iqm']:.1f})"
+        iqm = "no ratio: " + raw if ratio is None else f"{_fmt_ratio(ratio, target.iqm_ratio, at_most=False)} {raw}"
+        cells = [f"{env} {algo} {ref['budget']:,}", str(pdm["n_seeds"]), iqm]
+        if target.control:
+            control = by_key.get((env, algo, target.control))
+            if control_envs is None or env in control_envs:
+                cells.append(_separation(pdm, control))
+            else:
+                cells.append("not a target: " + _separation(pdm, control, ("above", "not above")))
+        if pdm["std"] is None or ref["std"] is None:
+            std = f"n/a: no spread below {MIN_SEEDS_SPREAD} seeds"
         else:
-            # A ratio to a negative return has no meaning (Acrobot's returns are all negative): the IQMs side by side.
-            iqm = f"no ratio (negative returns): {pdm['iqm']:.1f} against {bp['iqm']:.1f}"
-        if control_envs is None or env in control_envs:
-            separation = _separation(pdm, by_key.get((env, algo, control)))
-        else:
-            separation = "not a target: " + _separation(pdm, by_key.get((env, algo, control)), ("above", "not above"))
-        if bp["std"] > 0:
-            std_met = pdm["std"] <= bp["std"]
-            std = _fmt_ratio(pdm["std"] / bp["std"], 1.0, at_most=True)
-        else:
-            std_met = pdm["std"] == 0
-            std = f"{'met' if std_met else 'missed'}: backprop's std is 0, PDM's {pdm['std']:.1f}"
-        n_std_met += std_met
-        time_ratio = _fmt_ratio(pdm["sec_per_1k_steps"] / bp["sec_per_1k_steps"], TARGET_TIME_RATIO, at_most=True)
-        cells = [f"{env} {algo} {bp['budget']:,}", str(pdm["n_seeds"]), iqm, separation, std, time_ratio]
-        if stronger_control is not None:
-            cells.append(_separation(pdm, by_key.get((env, algo, stronger_control)), ("above", "not above")))
+            n_settings += 1
+            if ref["std"] > 0:
+                std_met = pdm["std"] <= ref["std"]
+                std = _fmt_ratio(pdm["std"] / ref["std"], 1.0, at_most=True)
+            else:
+                std_met = pdm["std"] == 0
+                std = f"{'met' if std_met else 'missed'}: {ref_name}'s std is 0, {target.method}'s {pdm['std']:.1f}"
+            n_std_met += std_met
+        cells.append(std)
+        cells.append(_fmt_ratio(pdm["sec_per_1k_steps"] / ref["sec_per_1k_steps"], target.time_ratio, at_most=True))
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append(f"\nStd target: met on {n_std_met} of {n_settings} settings (asked: at least half).")
+    if n_settings:
+        lines.append(f"\nStd target: met on {n_std_met} of {n_settings} settings (asked: at least half).")
+    else:
+        lines.append(f"\nStd target: n/a (no setting with {MIN_SEEDS_SPREAD} seeds of both).")
     return "\n".join(lines) + "\n"
 
 
-#: A setting with more methods than this is plotted with :data:`PLOTTED_METHODS` only (the tables keep every method).
-MAX_PLOTTED_METHODS = 6
-#: The methods kept in a crowded plot: stock SB3, PDM's defaults, their control, and the control whose heads read
-#: standardised random features.
-PLOTTED_METHODS = ("backprop", "pdm", "frozen", "frozen-hnorm")
-
-
-def plotted_methods(methods: list[str]) -> list[str]:
-    """The methods of one setting that its plot shows: all of them, or those of :data:`PLOTTED_METHODS` when crowded."""
-    if len(methods) <= MAX_PLOTTED_METHODS:
-        return sorted(methods)
-    return [method for method in PLOTTED_METHODS if method in methods]
-
-
 def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
-    """
-    One PNG per env x algo: mean evaluation return over timesteps per method, with a 95% band over seeds. A setting
-    with more than :data:`MAX_PLOTTED_METHODS` methods shows those of :data:`PLOTTED_METHODS` only.
-    """
+    """One PNG per env x algo: mean evaluation return over timesteps per method, with a 95% band over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,9 +284,8 @@ def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
         groups[(spec["env"], spec["algo"])][spec["method"]].append(record["curve"])
     paths = []
     for (env, algo), methods in sorted(groups.items()):
-        shown = plotted_methods(list(methods))
         fig, ax = plt.subplots(figsize=(6, 4))
-        for method in shown:
+        for method in sorted(methods):
             curves = methods[method]
             length = min(len(c) for c in curves)
             steps = np.array([row["timesteps"] for row in curves[0][:length]])
@@ -235,10 +294,7 @@ def plot_curves(records: list[dict[str, Any]], out_dir: str) -> list[str]:
             half = 1.96 * values.std(axis=0) / np.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
             ax.plot(steps, mean, label=f"{method} ({len(curves)} seeds)")
             ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
-        title = f"{algo.upper()} on {env}"
-        if len(shown) < len(methods):
-            title += f" ({len(shown)} of {len(methods)} methods)"
-        ax.set(title=title, xlabel="timesteps", ylabel="evaluation return")
+        ax.set(title=f"{algo.upper()} on {env}", xlabel="timesteps", ylabel="evaluation return")
         ax.legend(fontsize="small")
         fig.tight_layout()
         path = os.path.join(out_dir, f"curves_{env}_{algo}.png")
@@ -280,11 +336,12 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as file:
         json.dump(rows, file, indent=1)
-    table = (
-        markdown(rows)
-        + "\n**Targets** (`pdm`, the defaults; generated from the rows above)\n\n"
-        + targets(rows, control_envs=CONTROL_TARGET_ENVS)
-    )
+    table = markdown(rows)
+    methods = {row["method"] for row in rows}
+    for target in TARGETS:
+        if {target.method, target.reference} <= methods:
+            table += f"\n**Targets**: {target.title} (generated from the rows above)\n\n"
+            table += targets(rows, target, CONTROL_TARGET_ENVS if target.method == "pdm" else None)
     plots = plot_curves(records, out_dir)
     body = table + "\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})" for p in plots) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as file:
@@ -296,3 +353,17 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
         images = "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, root)})" for p in plots)
         replace_readme_section(readme, README_START, README_END, f"{table}\n{images}\n")
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Regenerate a results folder's summary (and a README's results section) from its runs, running nothing."""
+    parser = argparse.ArgumentParser(prog="python -m sb3_pdm.benchmark.report", description=main.__doc__)
+    parser.add_argument("--out", default="benchmarks/results", help="results folder (its runs are in OUT/runs)")
+    parser.add_argument("--readme", default=None, help="also write the results table into this README's results section")
+    args = parser.parse_args(argv)
+    rows = write_report(os.path.join(args.out, "runs"), args.out, args.readme)
+    print(f"{len(rows)} rows: {os.path.join(args.out, 'summary.md')}")
+
+
+if __name__ == "__main__":
+    main()
