@@ -68,35 +68,8 @@ class MaskablePDMPolicy(PDMActorCriticMixin, MaskableActorCriticPolicy):
     rollout buffer) or ``rollout_buffer_class=PDMMaskableRolloutBuffer`` (``PDMMaskableDictRolloutBuffer`` for
     ``Dict`` observations) to ``MaskablePPO``.
 
-    :param observation_space: Observation space.
-    :param action_space: Action space (Discrete, MultiDiscrete or MultiBinary, as MaskablePPO).
-    :param lr_schedule: Learning rate schedule of the heads.
-    :param net_arch: Trunk widths: a list or ``dict(pi=[...], vf=[...])`` (default ``dict(pi=[64, 64], vf=[64, 64])``).
-    :param activation_fn: Activation class (or name).
-    :param features_extractor_class: Features extractor; PDM extractors (``PDMNatureCNN`` for images,
-        ``PDMCombinedExtractor`` for ``Dict`` observations) get ``pdm_kwargs`` by default.
-    :param features_extractor_kwargs: Its keyword arguments.
-    :param pdm_kwargs: Local learning options, see :class:`sb3_pdm.PDMConfig`.
-    :param share_trunk: One trunk for actor and critic (``net_arch`` a list).
-    :param skip_to_heads: The heads read the features extractor's output next to the last PDM layer's.
-    :param value_norm_rate: If set, the value head predicts returns in units of running statistics of the returns
-        (:class:`sb3_pdm.heads.NormalizedValueHead`, PopArt-style), which move by this rate at every training
-        minibatch (default 0.01); needs ``PDMRolloutBuffer`` or ``PDMCallback``. ``None``: SB3's plain linear head.
-    :param actor_pdm_kwargs: Options of the actor trunk's layers that differ from ``pdm_kwargs`` (e.g.
-        ``dict(local_lr=3e-5)``); separate trunks only. ``None`` (default): the actor trunk uses ``pdm_kwargs``.
-    :param head_input_norm_rate: If set, the action and value heads read their features standardised per unit by
-        running statistics (:class:`sb3_pdm.heads.InputNormalizedHead`), which move by this rate at every training
-        minibatch; ``dict(vf=0.01)`` (or ``dict(pi=...)``) standardises one head's features only. ``None`` (default):
-        the heads read the features as they are.
-    :param head_follow: Heads that follow their trunk's local steps (``"pi"``, ``"vf"`` or both in a list), as in
-        :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads do not follow.
-    :param action_code: How the actor trunk's guidance codes a discrete action: ``"onehot"`` (default) or
-        ``"centered"`` (minus ``1 / n``), as in :class:`sb3_pdm.PDMPolicy`.
-    :param head_input_gain: A fixed factor on the heads' features (one number, or ``dict(pi=...)``/``dict(vf=...)``),
-        as in :class:`sb3_pdm.PDMPolicy`. ``None`` (default): the heads read the features as they are.
-    :param value_loss_units: Units of the normalised value head's loss gradient, ``"returns"`` (default), ``"linear"``
-        or ``"normalized"`` (PopArt's), as in :class:`sb3_pdm.PDMPolicy`.
-    :param kwargs: Other ``MaskableActorCriticPolicy`` arguments (``ortho_init``, ``optimizer_class``, ...).
+    Arguments as :class:`sb3_pdm.PDMPolicy`, with a Discrete, MultiDiscrete or MultiBinary action space; other
+    keyword arguments go to ``MaskableActorCriticPolicy``.
     """
 
     def __init__(

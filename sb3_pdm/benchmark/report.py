@@ -14,7 +14,7 @@ from scipy import stats
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 #: Fewest seeds with an across-seed spread (std), and with a bootstrap interval of the IQM.
 MIN_SEEDS_SPREAD, MIN_SEEDS_CI = 2, 3
-#: The lowest return of each env, where known: IQM ratios are taken on returns shifted so that it is 0 (issue 29), so
+#: The lowest return of each env, where known: IQM ratios are taken on returns shifted so that it is 0, so
 #: that negative returns have a ratio; elsewhere on the raw returns, where the reference's IQM is positive.
 RETURN_FLOORS = {"CartPole-v1": 0.0, "Acrobot-v1": -500.0, "LunarLander-v3": -300.0}
 
@@ -31,7 +31,7 @@ class Target:
     :param control: Its frozen-random-features control, or ``None`` for no separation target.
     :param iqm_ratio: Lowest IQM ratio to the reference.
     :param time_ratio: Highest ratio of time per step to the reference's.
-    :param shifted: Take IQM ratios on returns shifted by the env's floor (:func:`iqm_ratio`), as issue 29 asks;
+    :param shifted: Take IQM ratios on returns shifted by the env's floor (:func:`iqm_ratio`);
         ``False``: on the raw returns, as the first targets were stated.
     :param title: What the comparison is, above its table.
     """
@@ -59,7 +59,7 @@ TARGETS = (
     Target("pdm-tuned", "backprop", "frozen-tuned", 0.95, title="each method with its own tuned hyperparameters"),
     Target("pdm-sb3defaults", "backprop-sb3defaults", None, 0.9, title="both with SB3's default hyperparameters"),
 )
-#: The envs where PDM's IQM interval must lie above the frozen control's (issue 4: Acrobot cannot tell them apart).
+#: The envs where PDM's IQM interval must lie above the frozen control's (on Acrobot both end near the same return).
 CONTROL_TARGET_ENVS = ("CartPole-v1", "LunarLander-v3")
 
 

@@ -66,7 +66,7 @@ class Method:
     sb3_defaults: bool = False
 
 
-#: The benchmark's methods (issue 29): stock SB3 (backprop), PDM and its frozen control with the zoo's values, with
+#: The benchmark's methods: stock SB3 (backprop), PDM and its frozen control with the zoo's values, with
 #: PDM's own tuned values, and both policies with SB3's default algorithm hyperparameters.
 METHODS: dict[str, Method] = {
     "backprop": Method(pdm=False),
