@@ -1,13 +1,13 @@
 """
 ``CnnPDMPolicy`` (NatureCNN's shape, PDM conv and dense layers) with PPO on a small image task that needs no download.
 
-The environment, ``BrightSideEnv``, shows a 36x36 grey image (uint8, noisy background) with a bright square somewhere
+The environment, ``BrightSideEnv``, shows a 36x36 dark image (uint8, noisy background) with a bright square somewhere
 in its left or right half; the agent is rewarded for naming the side (action 0: left, 1: right). Each episode holds
-20 images, so a random policy scores about 10 and a perfect one 20. The side can only be read from the pixels, so a
-good score means the PDM conv features carry the signal to the heads. 36x36 is the smallest image NatureCNN's kernels
-accept.
+20 images, so a random policy scores about 10 and a perfect one 20. The side can only be read from the pixels.
+36x36 is the smallest image NatureCNN's kernels accept. For reference, on seed 0 with 20k steps: PDM 18.3, the frozen
+control (``pdm_kwargs=dict(local_learning=False)``) 19.8, stock ``CnnPolicy`` (backprop) 19.95.
 
-    python examples/cnn_policy.py                          # 20k steps, about 2 min on 2 cores
+    python examples/cnn_policy.py                          # 20k steps, about 1 min on 2 cores
     python examples/cnn_policy.py --timesteps 50000 --seed 1
 """
 
@@ -29,19 +29,20 @@ class BrightSideEnv(gym.Env):
 
     :param size: Image height and width in pixels (at least 36 for NatureCNN).
     :param square: Side of the bright square in pixels.
+    :param noise: Background pixels are uniform in ``[0, noise)``.
     :param episode_length: Images per episode.
     """
 
-    def __init__(self, size: int = 36, square: int = 6, episode_length: int = 20):
+    def __init__(self, size: int = 36, square: int = 6, noise: int = 32, episode_length: int = 20):
         super().__init__()
-        self.size, self.square, self.episode_length = size, square, episode_length
+        self.size, self.square, self.noise, self.episode_length = size, square, noise, episode_length
         self.observation_space = spaces.Box(0, 255, (size, size, 1), dtype=np.uint8)
         self.action_space = spaces.Discrete(2)
 
     def _new_image(self) -> np.ndarray:
         self.side = int(self.np_random.integers(2))  # 0: left half, 1: right half
         half = self.size // 2
-        image = self.np_random.integers(0, 96, (self.size, self.size, 1), dtype=np.uint8)
+        image = self.np_random.integers(0, self.noise, (self.size, self.size, 1), dtype=np.uint8)
         x = int(self.np_random.integers(0, half - self.square + 1)) + self.side * half
         y = int(self.np_random.integers(0, self.size - self.square + 1))
         image[y : y + self.square, x : x + self.square] = 255

@@ -55,7 +55,7 @@ def test_cnn_policy(tmp_path):
 
 def test_multi_input_policy(tmp_path):
     out = _example("multi_input_policy.py", "--n-steps", "64", cwd=tmp_path)
-    assert "PPO (MultiInputPDMPolicy) on SimpleMultiObsEnv" in out, out
+    assert "PPO (MultiInputPDMPolicy) on SideAndCueEnv" in out, out
 
 
 def test_maskable_ppo(tmp_path):
