@@ -4,9 +4,10 @@ PDM-PPO against stock PPO on CartPole-v1, side by side.
 Both agents use SB3's default PPO hyperparameters; the only difference is the policy: ``PDMPolicy`` (hidden layers
 trained by local pairwise distance matching, only the heads by the PPO loss) against SB3's ``MlpPolicy`` (backprop
 through every layer). ``--frozen`` adds the control: the same PDM policy with its hidden layers frozen at their random
-initialisation. Each is then evaluated with SB3's ``evaluate_policy``.
+initialisation. Each is then evaluated with SB3's ``evaluate_policy``. On seed 0 (100k steps): backprop 500.0,
+PDM 382.0 +/- 67.1, frozen 116.6 +/- 10.4.
 
-    python examples/cartpole_pdm_vs_ppo.py                 # 100k steps each, a few minutes on 2 cores
+    python examples/cartpole_pdm_vs_ppo.py                 # 100k steps each, about 12 min on a busy 2-core machine
     python examples/cartpole_pdm_vs_ppo.py --timesteps 20000 --seed 1 --frozen
 """
 
