@@ -18,12 +18,15 @@ Plain training needs none of this: ``python -m rl_zoo3.train --conf-file hyperpa
 policy and callback by name. See ``docs/zoo.md``.
 """
 
+import argparse
+import csv
 import functools
 import importlib
 import re
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -235,6 +238,134 @@ def register() -> None:
             converters[algo] = pdm_converter(converters[algo])
 
 
+def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
+    """
+    The Optuna storage ``storage`` names, as the zoo's ``--storage`` reads it: a path ending in ``.log`` is a journal
+    file (``JournalStorage``, safe for several processes on one machine or a shared filesystem), anything else an
+    RDB URL (``sqlite:///study.db``, ``postgresql://user:password@host/db``).
+
+    :param storage: Path or URL.
+    """
+    if storage.endswith(".log"):
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    return storage
+
+
+def study_summary(study: optuna.Study) -> dict[str, Any]:
+    """
+    Counts and times of ``study``'s trials: trials per state (``complete``, ``pruned``, ``fail``, ``running``, ...),
+    the best value and trial number (``None`` before the first complete trial), ``trial_hours`` (summed duration of
+    the finished trials: the compute the study cost, one worker at a time) and ``median_complete_s`` (median
+    duration of a complete trial, in seconds).
+
+    :param study: The Optuna study.
+    """
+    trials = study.get_trials(deepcopy=False)
+    summary: dict[str, Any] = {state.name.lower(): 0 for state in optuna.trial.TrialState}
+    for trial in trials:
+        summary[trial.state.name.lower()] += 1
+    durations = [trial.duration.total_seconds() for trial in trials if trial.duration is not None]
+    finished = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    complete = sorted(trial.duration.total_seconds() for trial in finished if trial.duration is not None)
+    best = max(finished, key=lambda trial: trial.value, default=None)
+    summary.update(
+        trials=len(trials),
+        best_value=None if best is None else best.value,
+        best_trial=None if best is None else best.number,
+        trial_hours=sum(durations) / 3600,
+        median_complete_s=None if not complete else complete[len(complete) // 2],
+    )
+    return summary
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """
+    Optuna's ``get_param_importances`` of ``study`` (its default evaluator, on the complete trials), most important
+    first; empty while fewer than two trials are complete.
+
+    :param study: The Optuna study.
+    """
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
+        return {}
+    return dict(optuna.importance.get_param_importances(study))
+
+
+def export_study(study: optuna.Study, out: str | Path) -> dict[str, Path]:
+    """
+    Write ``study``'s trials and what they say into the folder ``out`` (created if needed):
+
+    - ``<study>.csv``: every trial (``study.trials_dataframe()``: number, value, state, times, ``params_*``,
+      ``user_attrs_*``);
+    - ``<study>-importances.csv``: :func:`param_importances` (``param,importance``);
+    - ``<study>.md``: :func:`study_summary` as a table, the best trial's parameters and the importances.
+
+    :param study: The Optuna study.
+    :param out: Output folder.
+    :return: The written files, by kind (``trials``, ``importances``, ``summary``).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        kind: out / f"{study.study_name}{suffix}"
+        for kind, suffix in (("trials", ".csv"), ("importances", "-importances.csv"), ("summary", ".md"))
+    }
+    study.trials_dataframe().to_csv(paths["trials"], index=False)
+    importances = param_importances(study)
+    with open(paths["importances"], "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["param", "importance"])
+        writer.writerows((name, f"{value:.4f}") for name, value in importances.items())
+    paths["summary"].write_text(summary_markdown(study, importances))
+    return paths
+
+
+def summary_markdown(study: optuna.Study, importances: dict[str, float] | None = None) -> str:
+    """
+    ``study``'s summary (:func:`study_summary`), its best trial's parameters and ``importances`` (default:
+    :func:`param_importances`) as Markdown.
+
+    :param study: The Optuna study.
+    :param importances: Parameter importances, most important first.
+    """
+    summary = study_summary(study)
+    importances = param_importances(study) if importances is None else importances
+    median = "-" if summary["median_complete_s"] is None else f"{summary['median_complete_s']:.0f}"
+    best = "-" if summary["best_value"] is None else f"{summary['best_value']:.1f} (#{summary['best_trial']})"
+    lines = [
+        f"# {study.study_name}",
+        "",
+        "| trials | complete | pruned | failed | running | best (trial) | trial hours (summed) | median s, complete trial |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {summary['trials']} | {summary['complete']} | {summary['pruned']} | {summary['fail']} | {summary['running']} "
+        f"| {best} | {summary['trial_hours']:.2f} | {median} |",
+    ]
+    if summary["best_trial"] is not None:
+        lines += ["", "Best trial's parameters:", ""]
+        lines += [f"- `{name}`: {value!r}" for name, value in study.trials[summary["best_trial"]].params.items()]
+    lines += ["", "Parameter importances (Optuna's default evaluator, complete trials):", ""]
+    lines += [f"- `{name}`: {value:.3f}" for name, value in importances.items()] or ["- fewer than two complete trials"]
+    return "\n".join(lines) + "\n"
+
+
+def report(argv: list[str] | None = None) -> dict[str, Path]:
+    """
+    ``python -m sb3_pdm.zoo report --storage STORAGE --study-name NAME [--out FOLDER]``: export a study's trials,
+    importances and summary (:func:`export_study`) and print the summary.
+
+    :param argv: Arguments (default: ``sys.argv[1:]`` after ``report``).
+    :return: The written files, by kind.
+    """
+    parser = argparse.ArgumentParser(prog="python -m sb3_pdm.zoo report", description=report.__doc__)
+    parser.add_argument("--storage", required=True, help="the zoo's --storage: a journal file (*.log) or an RDB URL")
+    parser.add_argument("--study-name", required=True)
+    parser.add_argument("--out", default=".", help="output folder (default: the current one)")
+    args = parser.parse_args(argv)
+    study = optuna.load_study(study_name=args.study_name, storage=open_storage(args.storage))
+    paths = export_study(study, args.out)
+    print(paths["summary"].read_text(), end="")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Entry point: ``python -m sb3_pdm.zoo SCRIPT [ARGS]`` (or ``sb3-pdm-zoo SCRIPT [ARGS]``), where ``SCRIPT`` is
@@ -244,8 +375,15 @@ def main(argv: list[str] | None = None) -> None:
     :param argv: Arguments (default: ``sys.argv[1:]``).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "report":
+        report(argv[1:])
+        return
     if not argv or argv[0] not in _SCRIPTS:
-        print(f"usage: python -m sb3_pdm.zoo {{{','.join(_SCRIPTS)}}} [arguments of that rl_zoo3 script]", file=sys.stderr)
+        print(
+            f"usage: python -m sb3_pdm.zoo {{{','.join(_SCRIPTS)}}} [arguments of that rl_zoo3 script]\n"
+            "       python -m sb3_pdm.zoo report --storage STORAGE --study-name NAME [--out FOLDER]",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     register()
     module_name, function_name = _SCRIPTS[argv[0]]
