@@ -8,11 +8,15 @@ RL-Zoo with PDM policies: runs rl_zoo3's scripts after registering, in this proc
   ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER``, and :func:`pdm_converter` its converters (used to load a trial
   with ``--storage``/``--study-name``/``--trial-id``).
 
+``python -m sb3_pdm.zoo report`` (:func:`report`) exports a study's trials, parameter importances and summary.
+
 Usage, with the arguments of ``python -m rl_zoo3.train`` (``enjoy``, ``plot_train``, ``plot_from_file`` and
 ``all_plots`` work too, as with the ``rl_zoo3`` command)::
 
     python -m sb3_pdm.zoo train --algo ppo --env CartPole-v1 --conf-file hyperparams/ppo.yml
-    python -m sb3_pdm.zoo train --algo ppo --env CartPole-v1 --conf-file hyperparams/ppo.yml -optimize --n-trials 20
+    python -m sb3_pdm.zoo train --algo ppo --env CartPole-v1 --conf-file hyperparams/ppo.yml -optimize --n-trials 20 \\
+        --storage study.log --study-name pdm-ppo-CartPole-v1
+    python -m sb3_pdm.zoo report --storage study.log --study-name pdm-ppo-CartPole-v1 --out tuning/
 
 Plain training needs none of this: ``python -m rl_zoo3.train --conf-file hyperparams/ppo.yml`` imports the PDM
 policy and callback by name. See ``docs/zoo.md``.
