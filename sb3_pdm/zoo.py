@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     Entry point: ``python -m sb3_pdm.zoo SCRIPT [ARGS]`` (or ``sb3-pdm-zoo SCRIPT [ARGS]``), where ``SCRIPT`` is
     ``train``, ``enjoy``, ``plot_train``, ``plot_from_file`` or ``all_plots`` and ``ARGS`` are that rl_zoo3
-    script's arguments.
+    script's arguments; or ``python -m sb3_pdm.zoo report ARGS`` (:func:`report`).
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
     """
