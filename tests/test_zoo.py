@@ -290,6 +290,11 @@ def test_optimize_trials_sample_the_objectives_policy_and_attach_the_files_callb
         init_callback(self)
 
     monkeypatch.setattr(PDMCallback, "_init_callback", recording_init)
+    # The file's CartPole entry, with PDM options the search does not sample: the sampled policy_kwargs replace them.
+    with open(CONF["a2c"]) as file:
+        entry = yaml.safe_load(file)["CartPole-v1"]
+    entry["policy_kwargs"] = "dict(net_arch=[16], pdm_kwargs=dict(local_steps=3, max_pair_samples=64), share_trunk=True)"
+    (tmp_path / "a2c.yml").write_text(yaml.safe_dump({"CartPole-v1": entry}))
     register()
     manager = ExperimentManager(
         argparse.Namespace(),
@@ -307,7 +312,7 @@ def test_optimize_trials_sample_the_objectives_policy_and_attach_the_files_callb
         pruner="none",
         n_evaluations=1,
         no_optim_plots=True,
-        config=CONF["a2c"],
+        config=str(tmp_path / "a2c.yml"),
         verbose=0,
         seed=0,
     )
@@ -323,6 +328,7 @@ def test_optimize_trials_sample_the_objectives_policy_and_attach_the_files_callb
     policy_kwargs = zoo.pdm_policy_kwargs(trial.params)
     assert model.policy.pdm_config == PDMConfig(**policy_kwargs["pdm_kwargs"])
     assert model.policy.value_norm_rate == policy_kwargs["value_norm_rate"]
+    assert model.policy.pdm_config.local_steps == PDMConfig().local_steps and not model.policy.share_trunk
     assert model.policy.pop_missing_guidance() == 0
 
 
