@@ -72,14 +72,15 @@ _SCRIPTS = {
 }
 
 
-def sample_pdm_params(trial: optuna.Trial, epochs: bool = False) -> dict[str, Any]:
+def sample_pdm_params(trial: optuna.Trial, epochs: bool = False, trust_region: bool = True) -> dict[str, Any]:
     """
     Sample PDM's options in ``trial``, as Optuna parameters named ``pdm_<option>``:
 
     - ``local_lr``: log-uniform in [1e-5, 3e-3] (default 3e-4);
     - ``guidance_coef``: uniform in [0, 4] (default 1; 0 turns guidance off);
     - ``feature_scale``: log-uniform in [0.1, 1] (default 0.25);
-    - ``max_feature_move``: one of :data:`MAX_FEATURE_MOVES` (default 0.1; ``None``: no trust region);
+    - ``max_feature_move`` (only with ``trust_region``, for algorithms whose layers take several local steps per
+      rollout): one of :data:`MAX_FEATURE_MOVES` (default 0.1; ``None``: no trust region);
     - ``local_epochs`` (only with ``epochs``, for algorithms with several passes over a rollout): one of
       :data:`LOCAL_EPOCHS` (default 5; ``None``: every pass);
     - ``value_norm_rate``, a keyword argument of the policy: one of :data:`VALUE_NORM_RATES` (default 0.01;
@@ -90,14 +91,17 @@ def sample_pdm_params(trial: optuna.Trial, epochs: bool = False) -> dict[str, An
 
     :param trial: Optuna trial.
     :param epochs: Whether to sample ``local_epochs``.
+    :param trust_region: Whether to sample ``max_feature_move`` (a rollout's first local step is never skipped, so
+        the trust region does not act on A2C's one step per rollout).
     :return: The policy's keyword arguments: ``pdm_kwargs`` and ``value_norm_rate``.
     """
     pdm_kwargs = {
         "local_lr": trial.suggest_float(f"{PREFIX}local_lr", 1e-5, 3e-3, log=True),
         "guidance_coef": trial.suggest_float(f"{PREFIX}guidance_coef", 0.0, 4.0),
         "feature_scale": trial.suggest_float(f"{PREFIX}feature_scale", 0.1, 1.0, log=True),
-        "max_feature_move": trial.suggest_categorical(f"{PREFIX}max_feature_move", MAX_FEATURE_MOVES),
     }
+    if trust_region:
+        pdm_kwargs["max_feature_move"] = trial.suggest_categorical(f"{PREFIX}max_feature_move", MAX_FEATURE_MOVES)
     if epochs:
         pdm_kwargs["local_epochs"] = trial.suggest_categorical(f"{PREFIX}local_epochs", LOCAL_EPOCHS)
     value_norm_rate = trial.suggest_categorical(f"{PREFIX}value_norm_rate", VALUE_NORM_RATES)
@@ -160,7 +164,8 @@ def pdm_sampler(algo_sampler: Sampler) -> Sampler:
     """
     Wrap one of the zoo's samplers: it samples the algorithm's hyperparameters as before and, when the search's
     policy is a PDM policy (:func:`trial_policy`), adds the PDM options (:func:`sample_pdm_params`; ``local_epochs``
-    where the algorithm samples ``n_epochs``) to the sampled ``policy_kwargs``.
+    where the algorithm samples ``n_epochs``, ``max_feature_move`` where it samples ``n_epochs`` or
+    ``n_critic_updates``: not for A2C) to the sampled ``policy_kwargs``.
 
     As with the zoo's own samplers, the sampled ``policy_kwargs`` replace those of the hyperparameter file:
     options a trial does not sample take their defaults (:class:`sb3_pdm.PDMConfig`, :class:`sb3_pdm.PDMPolicy`).
@@ -174,7 +179,9 @@ def pdm_sampler(algo_sampler: Sampler) -> Sampler:
     def sampler(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
         hyperparams = algo_sampler(trial, n_actions, n_envs, additional_args)
         if is_pdm_policy(trial_policy(trial)):
-            pdm = sample_pdm_params(trial, epochs="n_epochs" in hyperparams)
+            # Several local steps per rollout: PPO's epochs and minibatches, TRPO's critic updates; A2C takes one.
+            several = "n_epochs" in hyperparams or "n_critic_updates" in hyperparams
+            pdm = sample_pdm_params(trial, epochs="n_epochs" in hyperparams, trust_region=several)
             hyperparams["policy_kwargs"] = dict(hyperparams.get("policy_kwargs") or {}, **pdm)
         return hyperparams
 

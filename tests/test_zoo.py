@@ -242,6 +242,23 @@ def test_sampler_adds_pdm_options_for_pdm_policies_only(policy, pdm):
         assert not any(key.startswith("pdm_") for key in converted)
 
 
+@pytest.mark.parametrize(
+    "algo, options",
+    [
+        ("ppo", {"max_feature_move", "local_epochs"}),
+        ("trpo", {"max_feature_move"}),  # several critic updates per rollout, one pass
+        ("a2c", set()),  # one local step per rollout
+    ],
+)
+def test_sampler_samples_the_options_that_act_on_the_algorithm(algo, options):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("policy", str(PDMPolicy))
+    trial = study.ask()
+    pdm_sampler(getattr(hyperparams_opt, f"sample_{algo}_params"))(trial, 0, 1, {})
+    common = {"local_lr", "guidance_coef", "feature_scale", "value_norm_rate"}
+    assert {name[len("pdm_") :] for name in trial.params if name.startswith("pdm_")} == common | options
+
+
 @pytest.mark.parametrize("value_norm_rate", [None, 0.1])
 def test_converter_round_trips_none_choices_into_the_policy(value_norm_rate):
     # A PDM search of A2C (one pass per rollout: no local_epochs), with the options' "off" choices.
@@ -249,14 +266,7 @@ def test_converter_round_trips_none_choices_into_the_policy(value_norm_rate):
         hyperparams_opt.sample_a2c_params(optuna.trial.FixedTrial(_A2C_PARAMS), 0, 1, {}),
     )
     fixed = optuna.trial.FixedTrial(
-        dict(
-            _A2C_PARAMS,
-            pdm_local_lr=1e-3,
-            pdm_guidance_coef=0.0,
-            pdm_feature_scale=0.5,
-            pdm_max_feature_move=None,
-            pdm_value_norm_rate=value_norm_rate,
-        )
+        dict(_A2C_PARAMS, pdm_local_lr=1e-3, pdm_guidance_coef=0.0, pdm_feature_scale=0.5, pdm_value_norm_rate=value_norm_rate)
     )
     token = zoo._POLICY.set(PDMPolicy)  # what the zoo's objective sets during a trial
     try:
@@ -265,14 +275,13 @@ def test_converter_round_trips_none_choices_into_the_policy(value_norm_rate):
         zoo._POLICY.reset(token)
     assert hyperparams["policy_kwargs"] == dict(
         params["policy_kwargs"],
-        pdm_kwargs=dict(local_lr=1e-3, guidance_coef=0.0, feature_scale=0.5, max_feature_move=None),
+        pdm_kwargs=dict(local_lr=1e-3, guidance_coef=0.0, feature_scale=0.5),
         value_norm_rate=value_norm_rate,
     )
     converted = pdm_converter(hyperparams_opt.convert_onpolicy_params)(fixed.params)
     assert converted == hyperparams
     model = A2C(PDMPolicy, "CartPole-v1", n_steps=8, policy_kwargs=converted["policy_kwargs"])
     assert model.policy.pdm_config == PDMConfig(**converted["policy_kwargs"]["pdm_kwargs"])
-    assert model.policy.pdm_config.max_feature_move is None
     assert model.policy.value_norm_rate == value_norm_rate
     assert (normalized_value_head(model.policy.value_net) is None) == (value_norm_rate is None)
 
@@ -321,8 +330,9 @@ def test_optimize_trials_sample_the_objectives_policy_and_attach_the_files_callb
         manager.hyperparameters_optimization()
     (trial,) = optuna.load_study(study_name="S", storage=zoo.open_storage(storage)).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE
-    assert {"pdm_local_lr", "pdm_max_feature_move", "pdm_value_norm_rate"} <= set(trial.params)
-    assert "pdm_local_epochs" not in trial.params  # A2C: one pass per rollout
+    assert {"pdm_local_lr", "pdm_value_norm_rate"} <= set(trial.params)
+    # A2C: one pass and one local step per rollout, where neither local_epochs nor the trust region acts.
+    assert "pdm_local_epochs" not in trial.params and "pdm_max_feature_move" not in trial.params
     # The hyperparameter file's callback (sb3_pdm.PDMCallback) served the trial's model, built with the trial's options.
     (model,) = attached
     policy_kwargs = zoo.pdm_policy_kwargs(trial.params)
