@@ -24,10 +24,11 @@ from sb3_contrib import TRPO, MaskablePPO, RecurrentPPO
 from sb3_contrib.common.envs import InvalidActionEnvDiscrete
 from stable_baselines3 import A2C, PPO
 
-from sb3_pdm import PDMCallback, PDMConfig, PDMPolicy
+from sb3_pdm import PDMCallback, PDMConfig, PDMPolicy, zoo
 from sb3_pdm.benchmark.runner import RunSpec, make_model
 from sb3_pdm.contrib import MaskablePDMPolicy, PDMMaskableRolloutBuffer
 from sb3_pdm.guidance import GuidanceSignals, attach_signals
+from sb3_pdm.heads import normalized_value_head
 from sb3_pdm.layers import pdm_layers
 from sb3_pdm.zoo import pdm_converter, pdm_sampler, register
 from tests.conftest import all_equal, none_equal, pdm_params, record_guidance_shapes
@@ -36,6 +37,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = {algo: os.path.join(ROOT, "hyperparams", f"{algo}.yml") for algo in ("ppo", "a2c", "trpo")}
 ZOO_CONF = os.path.join(os.path.dirname(rl_zoo3.__file__), "hyperparams")
 SB3_CLASSES = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
+#: Values of the zoo's A2C sampler's parameters, for FixedTrial.
+_A2C_PARAMS = dict(
+    n_steps=32,
+    one_minus_gamma=0.01,
+    one_minus_gae_lambda=0.05,
+    learning_rate=7e-4,
+    max_grad_norm=0.5,
+    ent_coef=1e-4,
+    net_arch="small",
+    activation_fn="relu",
+)
 
 
 def _run(command: str, *paths: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -206,12 +218,203 @@ def test_sampler_adds_pdm_options_for_pdm_policies_only(policy, pdm):
     assert ("pdm_kwargs" in hyperparams["policy_kwargs"]) == pdm
     assert any(name.startswith("pdm_") for name in trial.params) == pdm
     if pdm:
+        assert {name for name in trial.params if name.startswith("pdm_")} == {
+            f"pdm_{option}"
+            for option in (
+                "local_lr",
+                "guidance_coef",
+                "feature_scale",
+                "max_feature_move",
+                "local_epochs",
+                "value_norm_rate",
+            )
+        }
+        # value_norm_rate is the policy's keyword argument, the others PDMConfig's.
+        assert hyperparams["policy_kwargs"]["value_norm_rate"] == trial.params["pdm_value_norm_rate"]
+        assert "value_norm_rate" not in hyperparams["policy_kwargs"]["pdm_kwargs"]
         model = PPO(PDMPolicy, "CartPole-v1", n_steps=32, batch_size=32, policy_kwargs=hyperparams["policy_kwargs"])
         assert model.policy.pdm_config.local_lr == trial.params["pdm_local_lr"]
+        assert model.policy.pdm_config.local_epochs == trial.params["pdm_local_epochs"]
+        assert model.policy.value_norm_rate == trial.params["pdm_value_norm_rate"]
         # A finished trial's parameters convert back (``--trial-id``).
         converted = pdm_converter(hyperparams_opt.convert_onpolicy_params)(dict(trial.params))
-        assert converted["policy_kwargs"]["pdm_kwargs"] == hyperparams["policy_kwargs"]["pdm_kwargs"]
+        assert converted["policy_kwargs"] == hyperparams["policy_kwargs"]
         assert not any(key.startswith("pdm_") for key in converted)
+
+
+@pytest.mark.parametrize(
+    "algo, options",
+    [
+        ("ppo", {"max_feature_move", "local_epochs"}),
+        ("trpo", {"max_feature_move"}),  # several critic updates per rollout, one pass
+        ("a2c", set()),  # one local step per rollout
+    ],
+)
+def test_sampler_samples_the_options_that_act_on_the_algorithm(algo, options):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("policy", str(PDMPolicy))
+    trial = study.ask()
+    pdm_sampler(getattr(hyperparams_opt, f"sample_{algo}_params"))(trial, 0, 1, {})
+    common = {"local_lr", "guidance_coef", "feature_scale", "value_norm_rate"}
+    assert {name[len("pdm_") :] for name in trial.params if name.startswith("pdm_")} == common | options
+
+
+@pytest.mark.parametrize("value_norm_rate", [None, 0.1])
+def test_converter_round_trips_none_choices_into_the_policy(value_norm_rate):
+    # A PDM search of A2C (one pass per rollout: no local_epochs), with the options' "off" choices.
+    params = dict(
+        hyperparams_opt.sample_a2c_params(optuna.trial.FixedTrial(_A2C_PARAMS), 0, 1, {}),
+    )
+    fixed = optuna.trial.FixedTrial(
+        dict(_A2C_PARAMS, pdm_local_lr=1e-3, pdm_guidance_coef=0.0, pdm_feature_scale=0.5, pdm_value_norm_rate=value_norm_rate)
+    )
+    token = zoo._POLICY.set(PDMPolicy)  # what the zoo's objective sets during a trial
+    try:
+        hyperparams = pdm_sampler(hyperparams_opt.sample_a2c_params)(fixed, 0, 1, {})
+    finally:
+        zoo._POLICY.reset(token)
+    assert hyperparams["policy_kwargs"] == dict(
+        params["policy_kwargs"],
+        pdm_kwargs=dict(local_lr=1e-3, guidance_coef=0.0, feature_scale=0.5),
+        value_norm_rate=value_norm_rate,
+    )
+    converted = pdm_converter(hyperparams_opt.convert_onpolicy_params)(fixed.params)
+    assert converted == hyperparams
+    model = A2C(PDMPolicy, "CartPole-v1", n_steps=8, policy_kwargs=converted["policy_kwargs"])
+    assert model.policy.pdm_config == PDMConfig(**converted["policy_kwargs"]["pdm_kwargs"])
+    assert model.policy.value_norm_rate == value_norm_rate
+    assert (normalized_value_head(model.policy.value_net) is None) == (value_norm_rate is None)
+
+
+def test_optimize_trials_sample_the_objectives_policy_and_attach_the_files_callback(tmp_path, monkeypatch):
+    # A second worker of a study whose first worker has stored its command but not yet the policy (the zoo
+    # stores the defaults one user attribute at a time): the trial still samples PDM's options.
+    storage = str(tmp_path / "study.log")
+    optuna.create_study(storage=zoo.open_storage(storage), study_name="S").set_user_attr("command", "first worker")
+    attached = []
+    init_callback = PDMCallback._init_callback
+
+    def recording_init(self):
+        attached.append(self.model)
+        init_callback(self)
+
+    monkeypatch.setattr(PDMCallback, "_init_callback", recording_init)
+    # The file's CartPole entry, with PDM options the search does not sample: the sampled policy_kwargs replace them.
+    with open(CONF["a2c"]) as file:
+        entry = yaml.safe_load(file)["CartPole-v1"]
+    entry["policy_kwargs"] = "dict(net_arch=[16], pdm_kwargs=dict(local_steps=3, max_pair_samples=64), share_trunk=True)"
+    (tmp_path / "a2c.yml").write_text(yaml.safe_dump({"CartPole-v1": entry}))
+    register()
+    manager = ExperimentManager(
+        argparse.Namespace(),
+        "a2c",
+        "CartPole-v1",
+        str(tmp_path / "logs"),
+        n_timesteps=256,
+        n_eval_episodes=1,
+        hyperparams={"n_envs": 1},
+        optimize_hyperparameters=True,
+        storage=storage,
+        study_name="S",
+        n_trials=1,
+        sampler="random",
+        pruner="none",
+        n_evaluations=1,
+        no_optim_plots=True,
+        config=str(tmp_path / "a2c.yml"),
+        verbose=0,
+        seed=0,
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert manager.setup_experiment() is None
+        manager.hyperparameters_optimization()
+    (trial,) = optuna.load_study(study_name="S", storage=zoo.open_storage(storage)).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert {"pdm_local_lr", "pdm_value_norm_rate"} <= set(trial.params)
+    # A2C: one pass and one local step per rollout, where neither local_epochs nor the trust region acts.
+    assert "pdm_local_epochs" not in trial.params and "pdm_max_feature_move" not in trial.params
+    # The hyperparameter file's callback (sb3_pdm.PDMCallback) served the trial's model, built with the trial's options.
+    (model,) = attached
+    policy_kwargs = zoo.pdm_policy_kwargs(trial.params)
+    assert model.policy.pdm_config == PDMConfig(**policy_kwargs["pdm_kwargs"])
+    assert model.policy.value_norm_rate == policy_kwargs["value_norm_rate"]
+    assert model.policy.pdm_config.local_steps == PDMConfig().local_steps and not model.policy.share_trunk
+    assert model.policy.pop_missing_guidance() == 0
+
+
+# --- study reports and studies shared by several workers ----------------------------------------------------------
+
+
+def test_report_exports_trials_importances_and_summary(tmp_path):
+    storage = str(tmp_path / "toy.log")
+    study = optuna.create_study(
+        storage=zoo.open_storage(storage),
+        study_name="toy",
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        trial.suggest_float("noise", -1, 1)
+        if trial.number == 3:
+            raise optuna.TrialPruned()
+        return -(x**2)
+
+    study.optimize(objective, n_trials=40)
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        zoo.main(["report", "--storage", storage, "--study-name", "toy", "--out", str(tmp_path / "out")])
+    trials = pd.read_csv(tmp_path / "out" / "toy.csv")
+    assert len(trials) == 40 and (trials["state"] == "PRUNED").sum() == 1
+    assert trials["value"].max() == pytest.approx(study.best_value)
+    importances = pd.read_csv(tmp_path / "out" / "toy-importances.csv")
+    assert list(importances["param"]) == ["x", "noise"] and importances["importance"].iloc[0] > 0.5
+    summary = (tmp_path / "out" / "toy.md").read_text()
+    assert summary == stdout.getvalue()
+    assert f"| 40 | 39 | 1 | 0 | 0 | {study.best_value:.1f} (#{study.best_trial.number}) |" in summary
+    assert "- `x`: " in summary.split("importances")[1]
+
+
+def test_report_of_a_study_without_complete_trials(tmp_path):
+    study = optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path / 'empty.db'}")
+    study.ask()  # one running trial
+    paths = zoo.report(["--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--study-name", "empty", "--out", str(tmp_path)])
+    assert pd.read_csv(paths["importances"]).empty
+    assert "| 1 | 0 | 0 | 0 | 1 | - |" in paths["summary"].read_text()
+
+
+def test_two_workers_share_one_study(tmp_path):
+    # The documented way to spread a search: the same command in several processes on one storage (a journal file
+    # here; an RDB URL across machines), each with its own --seed so that their random draws differ.
+    storage = str(tmp_path / "shared" / "study.log")
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *(
+                    "-m sb3_pdm.zoo train --algo a2c --env CartPole-v1 --conf-file hyperparams/a2c.yml -optimize "
+                    "--n-trials 1 -n 256 --n-evaluations 1 --eval-episodes 1 --sampler random --pruner none --n-jobs 1 "
+                    f"--seed {1000 + worker} -params n_envs:1 --num-threads 1 --no-optim-plots --study-name S"
+                ).split(),
+                "--storage",
+                storage,
+                "-f",
+                str(tmp_path / f"worker{worker}"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for worker in range(2)
+    ]
+    for worker in workers:
+        output, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0, output[-3000:]
+    study = optuna.load_study(study_name="S", storage=zoo.open_storage(storage))
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    first, second = (trial.params for trial in study.trials)
+    assert "pdm_local_lr" in first and "pdm_local_lr" in second and first != second
 
 
 # --- sb3-contrib algorithms in Python ---------------------------------------------------------------------------
