@@ -297,7 +297,9 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
     assert "2 rows" in capsys.readouterr().out
     assert [row["method"] for row in json.loads((tmp_path / "summary.json").read_text())] == ["backprop", "pdm"]
     text = readme.read_text()
-    assert "old" not in text and "| CartPole-v1 | ppo | pdm | 3 |" in text and text.endswith("b\n")
+    # The compact table: which hyperparameters each row used, no budget or evaluation-curve columns.
+    assert "old" not in text and "| CartPole-v1 | ppo | pdm | zoo | 3 | 300.0 [" in text and text.endswith("b\n")
+    assert "mean of evals" not in text and "mean of evals" in (tmp_path / "summary.md").read_text()
     # The README gets the results table alone; the targets and plots are in summary.md.
     assert "**Targets**" not in text and "curves_CartPole-v1_ppo.png" not in text
     assert "**Targets**" in (tmp_path / "summary.md").read_text()

@@ -157,35 +157,67 @@ def iqm_ratio(row: dict[str, Any], reference: dict[str, Any], shifted: bool = Fa
     return (row["iqm"] - floor) / base if base > 0 else None
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
+#: Columns of the full results table (``summary.md``) and of the compact one a README gets.
+FULL_COLUMNS = (
+    "env", "algo", "method", "seeds", "budget", "final mean ± std", "IQM [95% CI]", "IQM / BP", "std / BP",
+    "mean of evals", "drop from best", "s / 1k steps", "time / BP",
+)  # fmt: skip
+README_COLUMNS = (
+    "env", "algo", "method", "hyperparameters", "seeds", "IQM [95% CI]", "IQM / BP", "std", "std / BP", "s / 1k steps",
+    "time / BP",
+)  # fmt: skip
+
+
+def hyperparameters_of(method: str) -> str:
+    """
+    Whose hyperparameters a method's runs use (see ``runner.METHODS``): ``zoo`` (RL-Zoo's, tuned for backprop),
+    ``PDM-tuned`` (this project's ``hyperparams/``) or ``SB3 defaults``.
+    """
+    if method.endswith("-sb3defaults"):
+        return "SB3 defaults"
+    if method.endswith("-tuned"):
+        return "PDM-tuned"
+    return "zoo"
+
+
+def markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = FULL_COLUMNS) -> str:
     """
     Results table, with the ratios of each method to backprop (IQM, across-seed std, wall-clock; "n/a" where backprop's
     is not positive); a ``sb3defaults`` method is compared with ``backprop-sb3defaults``.
+
+    :param rows: Summary rows (:func:`summarize`).
+    :param columns: Which columns, in order (:data:`FULL_COLUMNS` or :data:`README_COLUMNS`).
     """
     reference = {(r["env"], r["algo"], r["method"]): r for r in rows}
-    lines = [
-        "| env | algo | method | seeds | budget | final mean ± std | IQM [95% CI] | IQM / BP | std / BP "
-        "| mean of evals | drop from best | s / 1k steps | time / BP |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
 
     def ratio(a: float | None, b: float | None) -> str:
         # A ratio to a non-positive reference (e.g. negative returns) has no meaning.
         return f"{a / b:.2f}" if a is not None and b is not None and b > 0 else "n/a"
 
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         bp_name = "backprop-sb3defaults" if row["method"].endswith("-sb3defaults") else "backprop"
         bp = reference.get((row["env"], row["algo"], bp_name))
         vs_bp = bp is not None and row["method"] != bp_name
         iqm_vs_bp = iqm_ratio(row, bp) if vs_bp else None  # type: ignore[arg-type]
-        lines.append(
-            f"| {row['env']} | {row['algo']} | {row['method']} | {row['n_seeds']} | {row['budget']:,} "
-            f"| {row['mean']:.1f} ± {_spread(row)} | {row['iqm']:.1f} [{_interval(row)}] "
-            f"| {('n/a' if iqm_vs_bp is None else f'{iqm_vs_bp:.2f}') if vs_bp else ''} "
-            f"| {ratio(row['std'], bp['std']) if vs_bp else ''} "
-            f"| {row['eval_mean']:.1f} | {row['drop_from_best']:.1f} | {row['sec_per_1k_steps']:.2f} "
-            f"| {ratio(row['sec_per_1k_steps'], bp['sec_per_1k_steps']) if vs_bp else ''} |"
-        )
+        cells = {
+            "env": row["env"],
+            "algo": row["algo"],
+            "method": row["method"],
+            "hyperparameters": hyperparameters_of(row["method"]),
+            "seeds": str(row["n_seeds"]),
+            "budget": f"{row['budget']:,}",
+            "final mean ± std": f"{row['mean']:.1f} ± {_spread(row)}",
+            "IQM [95% CI]": f"{row['iqm']:.1f} [{_interval(row)}]",
+            "IQM / BP": ("n/a" if iqm_vs_bp is None else f"{iqm_vs_bp:.2f}") if vs_bp else "",
+            "std": _spread(row),
+            "std / BP": ratio(row["std"], bp["std"]) if vs_bp else "",
+            "mean of evals": f"{row['eval_mean']:.1f}",
+            "drop from best": f"{row['drop_from_best']:.1f}",
+            "s / 1k steps": f"{row['sec_per_1k_steps']:.2f}",
+            "time / BP": ratio(row["sec_per_1k_steps"], bp["sec_per_1k_steps"]) if vs_bp else "",
+        }
+        lines.append("| " + " | ".join(cells[column] for column in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -350,7 +382,7 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
         )
     if readme is not None:
         # A reader's page gets the results table alone; the targets and the plots stay in summary.md.
-        replace_readme_section(readme, README_START, README_END, markdown(rows))
+        replace_readme_section(readme, README_START, README_END, markdown(rows, README_COLUMNS))
     return rows
 
 
