@@ -69,7 +69,8 @@ class NormalizedValueHead(nn.Module):
         new_std = (second / debias - new_mean**2).clamp_min(1e-8).sqrt().clamp_min(1e-4)
         weight = self.linear.weight * (self.std / new_std)
         bias = (self.linear.bias * self.std + (self.mean - new_mean)) / new_std
-        if not all(th.isfinite(value).all() for value in (second, new_mean, new_std, weight, bias)):
+        # One host read per training minibatch: the new statistics and weights, all finite or none written.
+        if not th.isfinite(th.cat([second.view(1), new_mean.view(1), new_std.view(1), weight.flatten(), bias])).all():
             self._n_skipped = self._n_skipped + 1
             return
         self.first_moment.copy_(first)
