@@ -83,6 +83,28 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     assert os.path.getmtime(tmp_path / "runs/CartPole-v1/ppo/pdm/seed_0/evaluations.json") == mtime
 
 
+def test_first_seed_sets_the_seeds_run(tmp_path):
+    # Tuning reruns use seeds apart from the evaluation seeds 0..15.
+    main(
+        [
+            "--envs",
+            "CartPole-v1",
+            "--methods",
+            "backprop",
+            "--seeds",
+            "2",
+            "--first-seed",
+            "1000",
+            "--out",
+            str(tmp_path),
+            *TINY,
+        ]
+    )
+    assert sorted(os.listdir(tmp_path / "runs/CartPole-v1/ppo/backprop")) == ["seed_1000", "seed_1001"]
+    record = json.loads((tmp_path / "runs/CartPole-v1/ppo/backprop/seed_1001/evaluations.json").read_text())
+    assert record["spec"]["seed"] == 1001
+
+
 def test_methods_table_holds_the_current_methods_only():
     assert set(METHODS) == {
         "backprop",
@@ -312,6 +334,8 @@ def test_iqm_and_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
         parse_args(["--seeds", "0"])
     with pytest.raises(SystemExit):
+        parse_args(["--first-seed", "-1"])
+    with pytest.raises(SystemExit):
         parse_args(["--methods", "sgd"])
     with pytest.raises(SystemExit):
         parse_args(["--address", "auto"])  # a Ray address without the Ray backend
@@ -350,9 +374,7 @@ def _running(pid: int) -> bool:
 def test_workers_end_when_the_benchmark_process_is_killed(tmp_path):
     # The benchmark's pool set-up, with a task that would outlive the test: killing the parent must end the worker.
     script = tmp_path / "parent.py"
-    script.write_text(
-        textwrap.dedent(
-            """
+    script.write_text(textwrap.dedent("""
             import os, time
             from concurrent.futures import ProcessPoolExecutor
             from multiprocessing import get_context
@@ -364,9 +386,7 @@ def test_workers_end_when_the_benchmark_process_is_killed(tmp_path):
                     print(pool.submit(os.getpid).result(), flush=True)
                     pool.submit(time.sleep, 300)
                     time.sleep(300)
-            """
-        )
-    )
+            """))
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     worker = int(parent.stdout.readline())
     try:

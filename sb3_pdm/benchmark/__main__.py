@@ -27,7 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1"], help="Gymnasium env ids")
     parser.add_argument("--algos", nargs="+", default=["ppo"], choices=sorted(ALGOS))
     parser.add_argument("--methods", nargs="+", default=["backprop", "pdm", "frozen"], choices=list(METHODS))
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0 .. seeds-1)")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (first-seed .. first-seed + seeds - 1)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="first seed (default 0: the evaluation seeds; tuning uses 1000 and up)"
+    )
     parser.add_argument("--budget", type=int, default=None, help="timesteps per run (default: the entry's n_timesteps)")
     parser.add_argument("--n-evals", type=int, default=10, help="evaluations per run")
     parser.add_argument("--eval-episodes", type=int, default=10, help="deterministic episodes per evaluation")
@@ -47,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("seeds", "n_evals", "eval_episodes", "workers"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.first_seed < 0:
+        parser.error("--first-seed must not be negative")
     if args.budget is not None and args.budget <= 0:
         parser.error("--budget must be positive")
     if args.address is not None and args.backend != "ray":
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         for env in args.envs
         for algo in args.algos
         for method in args.methods
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     # Entries are read here, where the files are, and travel with each run.
     tasks: list[Task] = [(spec, hyperparameters(spec, args.hyperparams)) for spec in specs if not is_done(spec, runs_dir)]
