@@ -76,8 +76,8 @@ def ranking(out: str, env: str, algo: str, trials: list[int], study: optuna.Stud
         ci = "n/a" if row["iqm_ci_low"] is None else f"[{row['iqm_ci_low']:.1f}, {row['iqm_ci_high']:.1f}]"
         std = "n/a" if row["std"] is None else f"{row['std']:.1f}"
         lines.append(
-            f"| {number} | {study.trials[number].value:.1f} | {row['n_seeds']} | {row['budget']:,} | {row['mean']:.1f} ± {std} "
-            f"| {row['iqm']:.1f} {ci} |"
+            f"| {number} | {study.trials[number].value:.1f} | {row['n_seeds']} | {row['budget']:,} "
+            f"| {row['mean']:.1f} ± {std} | {row['iqm']:.1f} {ci} |"
         )
     return "\n".join(lines) + "\n"
 
