@@ -17,10 +17,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_pdm import PDMCallback, PDMConfig, PDMPolicy
 from sb3_pdm.benchmark.__main__ import main, parse_args
 from sb3_pdm.benchmark.report import (
+    COMPARISONS,
     README_END,
     README_START,
     TARGETS,
     Target,
+    comparison_table,
     iqm_with_ci,
     load_runs,
     markdown,
@@ -290,6 +292,32 @@ def test_targets_table():
     assert {t.method for t in TARGETS} == {"pdm", "pdm-tuned", "pdm-sb3defaults"} and all(t.method in METHODS for t in TARGETS)
 
 
+def test_comparison_table_puts_each_comparison_side_by_side():
+    def row(method, iqm, seeds=8, std=10.0, sec=1.0):
+        return dict(
+            env="LunarLander-v3", algo="a2c", method=method, n_seeds=seeds, budget=200_000, iqm=iqm,
+            iqm_ci_low=iqm - 5, iqm_ci_high=iqm + 5, std=std, sec_per_1k_steps=sec,
+        )  # fmt: skip
+
+    rows = [
+        row("backprop", 100.0, 16),
+        row("pdm-tuned", 0.0, 16, std=5.0, sec=0.5),
+        row("frozen-tuned", -50.0),
+        row("backprop-sb3defaults", 50.0),
+        row("pdm-sb3defaults", -100.0),
+    ]
+    lines = comparison_table(rows).splitlines()
+    assert len(lines) == 4  # header, rule, two comparisons (no zoo `pdm` row was run)
+    tuned, defaults = lines[2:]
+    # Ratios from LunarLander's floor (-300): 300 / 400 and 200 / 350.
+    assert tuned == (
+        f"| LunarLander-v3 A2C 200,000 | {COMPARISONS[0][0]} | 100.0 [95.0, 105.0] (16) | 0.0 [-5.0, 5.0] (16) "
+        "| -50.0 [-55.0, -45.0] (8) | 0.75 | 10.0, 5.0 | 1.00, 0.50 |"
+    )
+    assert defaults.startswith(f"| LunarLander-v3 A2C 200,000 | {COMPARISONS[1][0]} | 50.0 [45.0, 55.0] (8) |")
+    assert "| - | 0.57 |" in defaults
+
+
 def test_committed_runs_load_and_summarise():
     """The committed runs hold the current methods only, and their committed summaries are what the report makes."""
     for folder in ("benchmarks/results-2core", "benchmarks/results"):
@@ -320,7 +348,9 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
     assert [row["method"] for row in json.loads((tmp_path / "summary.json").read_text())] == ["backprop", "pdm"]
     text = readme.read_text()
     # The compact table: which hyperparameters each row used, no budget or evaluation-curve columns.
-    assert "old" not in text and "| CartPole-v1 | ppo | pdm | zoo | 3 | 300.0 [" in text and text.endswith("b\n")
+    assert (
+        "old" not in text and "| CartPole-v1 PPO 100 | both zoo" in text and "(3) | 300.0 [" in text and text.endswith("b\n")
+    )
     assert "mean of evals" not in text and "mean of evals" in (tmp_path / "summary.md").read_text()
     # The README gets the results table alone; the targets and plots are in summary.md.
     assert "**Targets**" not in text and "curves_CartPole-v1_ppo.png" not in text

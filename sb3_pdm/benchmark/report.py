@@ -157,14 +157,10 @@ def iqm_ratio(row: dict[str, Any], reference: dict[str, Any], shifted: bool = Fa
     return (row["iqm"] - floor) / base if base > 0 else None
 
 
-#: Columns of the full results table (``summary.md``) and of the compact one a README gets.
-FULL_COLUMNS = (
-    "env", "algo", "method", "seeds", "budget", "final mean ± std", "IQM [95% CI]", "IQM / BP", "std / BP",
-    "mean of evals", "drop from best", "s / 1k steps", "time / BP",
-)  # fmt: skip
-README_COLUMNS = (
-    "env", "algo", "method", "hyperparameters", "seeds", "IQM [95% CI]", "IQM / BP", "std", "std / BP", "s / 1k steps",
-    "time / BP",
+#: Columns of the results table (``summary.md``).
+COLUMNS = (
+    "env", "algo", "method", "hyperparameters", "seeds", "budget", "final mean ± std", "IQM [95% CI]", "IQM / BP",
+    "std / BP", "mean of evals", "drop from best", "s / 1k steps", "time / BP",
 )  # fmt: skip
 
 
@@ -180,13 +176,12 @@ def hyperparameters_of(method: str) -> str:
     return "zoo"
 
 
-def markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = FULL_COLUMNS) -> str:
+def markdown(rows: list[dict[str, Any]]) -> str:
     """
     Results table, with the ratios of each method to backprop (IQM, across-seed std, wall-clock; "n/a" where backprop's
     is not positive); a ``sb3defaults`` method is compared with ``backprop-sb3defaults``.
 
     :param rows: Summary rows (:func:`summarize`).
-    :param columns: Which columns, in order (:data:`FULL_COLUMNS` or :data:`README_COLUMNS`).
     """
     reference = {(r["env"], r["algo"], r["method"]): r for r in rows}
 
@@ -194,7 +189,7 @@ def markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = FULL_COLUMNS
         # A ratio to a non-positive reference (e.g. negative returns) has no meaning.
         return f"{a / b:.2f}" if a is not None and b is not None and b > 0 else "n/a"
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         bp_name = "backprop-sb3defaults" if row["method"].endswith("-sb3defaults") else "backprop"
         bp = reference.get((row["env"], row["algo"], bp_name))
@@ -210,14 +205,62 @@ def markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = FULL_COLUMNS
             "final mean ± std": f"{row['mean']:.1f} ± {_spread(row)}",
             "IQM [95% CI]": f"{row['iqm']:.1f} [{_interval(row)}]",
             "IQM / BP": ("n/a" if iqm_vs_bp is None else f"{iqm_vs_bp:.2f}") if vs_bp else "",
-            "std": _spread(row),
             "std / BP": ratio(row["std"], bp["std"]) if vs_bp else "",
             "mean of evals": f"{row['eval_mean']:.1f}",
             "drop from best": f"{row['drop_from_best']:.1f}",
             "s / 1k steps": f"{row['sec_per_1k_steps']:.2f}",
             "time / BP": ratio(row["sec_per_1k_steps"], bp["sec_per_1k_steps"]) if vs_bp else "",
         }
-        lines.append("| " + " | ".join(cells[column] for column in columns) + " |")
+        lines.append("| " + " | ".join(cells[column] for column in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: The comparisons of the README's table, in its order: whose hyperparameters each side uses, and its methods.
+COMPARISONS = (
+    ("own tuned: backprop zoo, PDM `hyperparams/`", TARGETS[1]),
+    ("both SB3 defaults", TARGETS[2]),
+    ("both zoo (PDM's options at defaults)", TARGETS[0]),
+)
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    return "-" if row is None else f"{row['iqm']:.1f} [{_interval(row)}] ({row['n_seeds']})"
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """
+    The README's table: per setting (env x algo x budget), one line per comparison of :data:`COMPARISONS` that was
+    run, with backprop's and PDM's IQM [95% CI] (seeds) side by side, the frozen control's where run, PDM's IQM ratio
+    to backprop on returns shifted by the env's floor (:func:`iqm_ratio`), and both sides' across-seed std and
+    seconds per 1k training steps.
+
+    :param rows: Summary rows (:func:`summarize`).
+    """
+    by_key = {(r["env"], r["algo"], r["method"]): r for r in rows}
+    header = (
+        "setting", "hyperparameters", "backprop IQM [95% CI] (seeds)", "PDM IQM [95% CI] (seeds)", "frozen control",
+        "PDM / BP", "std BP, PDM", "s / 1k steps BP, PDM",
+    )  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for env, algo in sorted({(r["env"], r["algo"]) for r in rows}):
+        setting = f"{env} {algo.upper()}"
+        for label, target in COMPARISONS:
+            ref, pdm = by_key.get((env, algo, target.reference)), by_key.get((env, algo, target.method))
+            if ref is None or pdm is None:
+                continue
+            control = by_key.get((env, algo, target.control)) if target.control else None
+            ratio = iqm_ratio(pdm, ref, shifted=True)
+            cells = (
+                f"{setting} {ref['budget']:,}",
+                label,
+                _cell(ref),
+                _cell(pdm),
+                _cell(control),
+                "n/a" if ratio is None else f"{ratio:.2f}",
+                f"{_spread(ref)}, {_spread(pdm)}",
+                f"{ref['sec_per_1k_steps']:.2f}, {pdm['sec_per_1k_steps']:.2f}",
+            )
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -381,8 +424,8 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
             "# Benchmark results\n\nGenerated by `python -m sb3_pdm.benchmark` from the runs in this folder.\n\n" + body
         )
     if readme is not None:
-        # A reader's page gets the results table alone; the targets and the plots stay in summary.md.
-        replace_readme_section(readme, README_START, README_END, markdown(rows, README_COLUMNS))
+        # A reader's page gets the side-by-side comparisons alone; every row, the targets and the plots stay in summary.md.
+        replace_readme_section(readme, README_START, README_END, comparison_table(rows))
     return rows
 
 
