@@ -139,8 +139,8 @@ def test_zoo_train_then_enjoy(algo, tmp_path):
     model = SB3_CLASSES[algo].load(path, device="cpu")
     assert type(model.policy) is PDMPolicy
     if algo == "ppo":
-        # The CartPole entry's own PDM-tuned options: a plain value head, a wider move limit, every epoch up to 10.
-        assert model.policy.value_norm_rate is None
+        # The CartPole entry's own PDM-tuned options: the normalised value head, a wider move limit, every epoch up to 10.
+        assert model.policy.value_norm_rate == 0.01
         assert model.policy.pdm_config.max_feature_move == 0.2 and model.policy.pdm_config.local_epochs == 10
     else:
         assert model.policy.pdm_config.local_lr == 3e-4
