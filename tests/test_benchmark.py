@@ -21,6 +21,8 @@ from sb3_pdm.benchmark.report import (
     README_END,
     README_START,
     TARGETS,
+    TARGETS_END,
+    TARGETS_START,
     Target,
     comparison_table,
     iqm_with_ci,
@@ -343,7 +345,13 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
             (runs / method / f"seed_{seed}/evaluations.json").write_text(json.dumps(record))
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{README_START}\nold\n{README_END}\nb\n")
-    report_main(["--out", str(tmp_path), "--readme", str(readme)])
+    results = tmp_path / "results.md"
+    results.write_text(f"a\n{TARGETS_START}\nold\n{TARGETS_END}\nb\n")
+    report_main(["--out", str(tmp_path), "--readme", str(readme), "--targets-doc", str(results)])
+    assert (
+        "old" not in results.read_text()
+        and f"**Targets**: {TARGETS[0].title} (generated from `{tmp_path}`)" in results.read_text()
+    )
     assert "2 rows" in capsys.readouterr().out
     assert [row["method"] for row in json.loads((tmp_path / "summary.json").read_text())] == ["backprop", "pdm"]
     text = readme.read_text()

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+TARGETS_START, TARGETS_END = "<!-- targets:start -->", "<!-- targets:end -->"
 #: Fewest seeds with an across-seed spread (std), and with a bootstrap interval of the IQM.
 MIN_SEEDS_SPREAD, MIN_SEEDS_CI = 2, 3
 #: The lowest return of each env, where known: IQM ratios are taken on returns shifted so that it is 0, so
@@ -398,11 +399,25 @@ def replace_readme_section(readme: str, start: str, end: str, body: str) -> None
         file.write(f"{head}{start}\n{body}{end}{tail}")
 
 
-def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list[dict[str, Any]]:
+def targets_tables(rows: list[dict[str, Any]]) -> str:
+    """The targets tables of :data:`TARGETS` whose method and reference were run, each under its title."""
+    methods = {row["method"] for row in rows}
+    text = ""
+    for target in TARGETS:
+        if {target.method, target.reference} <= methods:
+            text += f"\n**Targets**: {target.title} (generated from the rows above)\n\n"
+            text += targets(rows, target, CONTROL_TARGET_ENVS if target.method == "pdm" else None)
+    return text
+
+
+def write_report(
+    runs_dir: str, out_dir: str, readme: str | None = None, targets_doc: str | None = None
+) -> list[dict[str, Any]]:
     """
     Write ``summary.json``, ``summary.md`` (results and targets tables) and the plots into ``out_dir`` from the runs in
     ``runs_dir``; optionally replace the results section of ``readme`` (between its ``results`` markers) with the
-    results table.
+    side-by-side table (:func:`comparison_table`), and the targets section of ``targets_doc`` (between its ``targets``
+    markers) with the targets tables.
 
     :return: The summary rows.
     """
@@ -411,12 +426,7 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as file:
         json.dump(rows, file, indent=1)
-    table = markdown(rows)
-    methods = {row["method"] for row in rows}
-    for target in TARGETS:
-        if {target.method, target.reference} <= methods:
-            table += f"\n**Targets**: {target.title} (generated from the rows above)\n\n"
-            table += targets(rows, target, CONTROL_TARGET_ENVS if target.method == "pdm" else None)
+    table = markdown(rows) + targets_tables(rows)
     plots = plot_curves(records, out_dir)
     body = table + "\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})" for p in plots) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as file:
@@ -426,6 +436,9 @@ def write_report(runs_dir: str, out_dir: str, readme: str | None = None) -> list
     if readme is not None:
         # A reader's page gets the side-by-side comparisons alone; every row, the targets and the plots stay in summary.md.
         replace_readme_section(readme, README_START, README_END, comparison_table(rows))
+    if targets_doc is not None:
+        body = targets_tables(rows).replace("(generated from the rows above)", f"(generated from `{out_dir}`)")
+        replace_readme_section(targets_doc, TARGETS_START, TARGETS_END, body.lstrip("\n"))
     return rows
 
 
@@ -434,8 +447,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sb3_pdm.benchmark.report", description=main.__doc__)
     parser.add_argument("--out", default="benchmarks/results", help="results folder (its runs are in OUT/runs)")
     parser.add_argument("--readme", default=None, help="also write the results table into this README's results section")
+    parser.add_argument("--targets-doc", default=None, help="also write the targets tables into this page's targets section")
     args = parser.parse_args(argv)
-    rows = write_report(os.path.join(args.out, "runs"), args.out, args.readme)
+    rows = write_report(os.path.join(args.out, "runs"), args.out, args.readme, args.targets_doc)
     print(f"{len(rows)} rows: {os.path.join(args.out, 'summary.md')}")
 
 
