@@ -65,7 +65,7 @@ def _run(command: str, *paths: str, env: dict | None = None, timeout: int = 120)
 
 
 #: Entries of hyperparams/ tuned for PDM (benchmarks/tuning/); the others copy the zoo's values.
-PDM_TUNED = {"ppo": {"CartPole-v1"}, "a2c": {"LunarLander-v3"}, "trpo": set()}
+PDM_TUNED = {"ppo": {"CartPole-v1"}, "a2c": {"CartPole-v1", "LunarLander-v3"}, "trpo": set()}
 
 
 # --- hyperparameter files ---------------------------------------------------------------------------------------
@@ -142,6 +142,9 @@ def test_zoo_train_then_enjoy(algo, tmp_path):
         # The CartPole entry's own PDM-tuned options: the normalised value head, a wider move limit, every epoch up to 10.
         assert model.policy.value_norm_rate == 0.01
         assert model.policy.pdm_config.max_feature_move == 0.2 and model.policy.pdm_config.local_epochs == 10
+    elif algo == "a2c":
+        # A2C's CartPole entry is tuned too: a plain value head, a higher local learning rate.
+        assert model.policy.value_norm_rate is None and model.policy.pdm_config.local_lr > 1e-3
     else:
         assert model.policy.pdm_config.local_lr == 3e-4
     if algo == "ppo":
