@@ -8,7 +8,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md")).read()
 #: The README's two set-up commands: the main job and the test suite (what .ci/run runs).
-MAIN_JOB = 'pip install torch==2.13.0 -e ".[benchmark]" && python -m sb3_pdm.benchmark --out runs/cartpole'
+MAIN_JOB = (
+    'pip install torch==2.13.0 -e ".[benchmark]" && python -m sb3_pdm.benchmark --methods backprop pdm-tuned frozen-tuned '
+    "--out runs/cartpole"
+)
 TESTS = 'pip install torch==2.13.0 -e ".[tests]" && python -m pytest -n 2 tests'
 
 
@@ -48,7 +51,7 @@ def test_main_job_command_runs(tmp_path):
     args = command.split()[1:] + ["--out", str(tmp_path), "--budget", "256", "--n-evals", "1", "--eval-episodes", "1"]
     result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    for method in ("backprop", "pdm", "frozen"):
+    for method in ("backprop", "pdm-tuned", "frozen-tuned"):
         assert re.search(rf"CartPole-v1\s+ppo\s+{method}\s+final return", result.stdout), result.stdout
 
 
