@@ -76,7 +76,7 @@ def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
     assert {"Stable-Baselines3", "Gymnasium", "Numpy", "sb3-contrib"} <= set(record["environment"])
     assert (tmp_path / "curves_CartPole-v1_ppo.png").exists() and (tmp_path / "summary.md").exists()
     text = readme.read_text()
-    assert "old" not in text and "| CartPole-v1 | ppo | pdm |" in text and text.endswith("end\n")
+    assert "\nold\n" not in text and "| CartPole-v1 PPO 128 | both zoo" in text and text.endswith("end\n")
     # One seed: no spread and no interval claimed anywhere.
     summary = (tmp_path / "summary.md").read_text()
     assert "± 0.0" not in summary and "std <= backprop's: met" not in summary and "± n/a" in summary
@@ -349,7 +349,7 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
     results.write_text(f"a\n{TARGETS_START}\nold\n{TARGETS_END}\nb\n")
     report_main(["--out", str(tmp_path), "--readme", str(readme), "--targets-doc", str(results)])
     assert (
-        "old" not in results.read_text()
+        "\nold\n" not in results.read_text()
         and f"**Targets**: {TARGETS[0].title} (generated from `{tmp_path}`)" in results.read_text()
     )
     assert "2 rows" in capsys.readouterr().out
@@ -357,7 +357,10 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
     text = readme.read_text()
     # The compact table: which hyperparameters each row used, no budget or evaluation-curve columns.
     assert (
-        "old" not in text and "| CartPole-v1 PPO 100 | both zoo" in text and "(3) | 300.0 [" in text and text.endswith("b\n")
+        "\nold\n" not in text
+        and "| CartPole-v1 PPO 100 | both zoo" in text
+        and "(3) | 300.0 [" in text
+        and text.endswith("b\n")
     )
     assert "mean of evals" not in text and "mean of evals" in (tmp_path / "summary.md").read_text()
     # The README gets the results table alone; the targets and plots are in summary.md.
