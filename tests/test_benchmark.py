@@ -355,7 +355,7 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
     assert "2 rows" in capsys.readouterr().out
     assert [row["method"] for row in json.loads((tmp_path / "summary.json").read_text())] == ["backprop", "pdm"]
     text = readme.read_text()
-    # The compact table: which hyperparameters each row used, no budget or evaluation-curve columns.
+    # The side-by-side table: one line per setting and comparison, no evaluation-curve columns.
     assert (
         "\nold\n" not in text
         and "| CartPole-v1 PPO 100 | both zoo" in text
