@@ -399,13 +399,18 @@ def replace_readme_section(readme: str, start: str, end: str, body: str) -> None
         file.write(f"{head}{start}\n{body}{end}{tail}")
 
 
-def targets_tables(rows: list[dict[str, Any]]) -> str:
-    """The targets tables of :data:`TARGETS` whose method and reference were run, each under its title."""
+def targets_tables(rows: list[dict[str, Any]], source: str = "the rows above") -> str:
+    """
+    The targets tables of :data:`TARGETS` whose method and reference were run, each under its title.
+
+    :param rows: Summary rows (:func:`summarize`).
+    :param source: Where the rows come from, named under each title.
+    """
     methods = {row["method"] for row in rows}
     text = ""
     for target in TARGETS:
         if {target.method, target.reference} <= methods:
-            text += f"\n**Targets**: {target.title} (generated from the rows above)\n\n"
+            text += f"\n**Targets**: {target.title} (generated from {source})\n\n"
             text += targets(rows, target, CONTROL_TARGET_ENVS if target.method == "pdm" else None)
     return text
 
@@ -437,8 +442,8 @@ def write_report(
         # A reader's page gets the side-by-side comparisons alone; every row, the targets and the plots stay in summary.md.
         replace_readme_section(readme, README_START, README_END, comparison_table(rows))
     if targets_doc is not None:
-        body = targets_tables(rows).replace("(generated from the rows above)", f"(generated from `{out_dir}`)")
-        replace_readme_section(targets_doc, TARGETS_START, TARGETS_END, body.lstrip("\n"))
+        body = targets_tables(rows, f"`{out_dir}`").lstrip("\n")
+        replace_readme_section(targets_doc, TARGETS_START, TARGETS_END, body)
     return rows
 
 
