@@ -333,16 +333,25 @@ def test_committed_runs_load_and_summarise():
             assert json.load(file) == rows
 
 
-def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, capsys):
-    runs = tmp_path / "runs/CartPole-v1/ppo"
-    for method, finals in (("backprop", [500.0, 500.0, 480.0]), ("pdm", [400.0, 300.0, 200.0])):
-        for seed, final in enumerate(finals):
+def _write_runs(folder, finals: dict[str, list[float]], sec: dict[str, float]) -> None:
+    """Finished CartPole PPO runs in ``folder/runs``: a run per final return (seeds 0, 1, ...), a time per step per method."""
+    for method, method_finals in finals.items():
+        for seed, final in enumerate(method_finals):
             spec = dict(env="CartPole-v1", algo="ppo", method=method, seed=seed)
             record = dict(
-                spec=spec, budget=100, curve=[dict(timesteps=100, mean=final, std=0.0)], final=final, sec_per_1k_steps=1.0
+                spec=spec,
+                budget=100,
+                curve=[dict(timesteps=100, mean=final, std=0.0)],
+                final=final,
+                sec_per_1k_steps=sec[method],
             )
-            (runs / method / f"seed_{seed}").mkdir(parents=True)
-            (runs / method / f"seed_{seed}/evaluations.json").write_text(json.dumps(record))
+            run = folder / "runs/CartPole-v1/ppo" / method / f"seed_{seed}"
+            run.mkdir(parents=True)
+            (run / "evaluations.json").write_text(json.dumps(record))
+
+
+def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, capsys):
+    _write_runs(tmp_path, {"backprop": [500.0, 500.0, 480.0], "pdm": [400.0, 300.0, 200.0]}, {"backprop": 1.0, "pdm": 1.0})
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{README_START}\nold\n{README_END}\nb\n")
     results = tmp_path / "results.md"
@@ -366,6 +375,26 @@ def test_report_command_rebuilds_the_summary_and_readme_from_the_runs(tmp_path, 
     # The README gets the results table alone; the targets and plots are in summary.md.
     assert "**Targets**" not in text and "curves_CartPole-v1_ppo.png" not in text
     assert "**Targets**" in (tmp_path / "summary.md").read_text()
+
+
+def test_report_takes_times_from_a_timing_folder(tmp_path):
+    results, timing = tmp_path / "results", tmp_path / "timing"
+    _write_runs(results, {"backprop": [500.0, 480.0], "pdm": [400.0, 300.0]}, {"backprop": 1.0, "pdm": 1.0})
+    _write_runs(timing, {"backprop": [10.0], "pdm": [0.0]}, {"backprop": 0.5, "pdm": 1.0})
+    readme, doc = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text(f"{README_START}\n{README_END}\n")
+    doc.write_text(f"{TARGETS_START}\n{TARGETS_END}\n")
+    report_main(["--out", str(results), "--readme", str(readme), "--targets-doc", str(doc), "--timing", str(timing)])
+    # The tables take the timing folder's times (and nothing else from it); the summary keeps each run's own.
+    assert "| 0.50, 1.00 |" in readme.read_text() and "(2) | 350.0 [n/a] (2) |" in readme.read_text()
+    assert f"times from `{timing}`" in doc.read_text() and "| missed: 2.00 x |" in doc.read_text()
+    assert {row["sec_per_1k_steps"] for row in json.loads((results / "summary.json").read_text())} == {1.0}
+    # A method the timing folder lacks gets no time, rather than one from another session.
+    _write_runs(tmp_path / "timing-bp", {"backprop": [10.0]}, {"backprop": 0.5})
+    report_main(["--out", str(results), "--targets-doc", str(doc), "--timing", str(tmp_path / "timing-bp")])
+    assert "| n/a: not timed |" in doc.read_text()
+    with pytest.raises(ValueError, match="timing: no runs"):
+        report_main(["--out", str(results), "--timing", str(tmp_path / "empty")])
 
 
 def test_iqm_and_bad_arguments(tmp_path):

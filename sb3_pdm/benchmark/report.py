@@ -131,6 +131,19 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def with_times(rows: list[dict[str, Any]], timing_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    ``rows`` with their ``sec_per_1k_steps`` taken from ``timing_rows`` of the same env x algo x method (``None`` where
+    that was not timed): times measured side by side in one session, for results whose runs span several sessions.
+    """
+    times = {(r["env"], r["algo"], r["method"]): r["sec_per_1k_steps"] for r in timing_rows}
+    return [dict(row, sec_per_1k_steps=times.get((row["env"], row["algo"], row["method"]))) for row in rows]
+
+
+def _seconds(row: dict[str, Any]) -> str:
+    return "n/a" if row["sec_per_1k_steps"] is None else f"{row['sec_per_1k_steps']:.2f}"
+
+
 def _spread(row: dict[str, Any]) -> str:
     return "n/a" if row["std"] is None else f"{row['std']:.1f}"
 
@@ -259,7 +272,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
                 _cell(control),
                 "n/a" if ratio is None else f"{ratio:.2f}",
                 f"{_spread(ref)}, {_spread(pdm)}",
-                f"{ref['sec_per_1k_steps']:.2f}, {pdm['sec_per_1k_steps']:.2f}",
+                f"{_seconds(ref)}, {_seconds(pdm)}",
             )
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -338,7 +351,10 @@ def targets(rows: list[dict[str, Any]], target: Target = TARGETS[0], control_env
                 std = f"{'met' if std_met else 'missed'}: {ref_name}'s std is 0, {target.method}'s {pdm['std']:.1f}"
             n_std_met += std_met
         cells.append(std)
-        cells.append(_fmt_ratio(pdm["sec_per_1k_steps"] / ref["sec_per_1k_steps"], target.time_ratio, at_most=True))
+        if pdm["sec_per_1k_steps"] is None or ref["sec_per_1k_steps"] is None:
+            cells.append("n/a: not timed")
+        else:
+            cells.append(_fmt_ratio(pdm["sec_per_1k_steps"] / ref["sec_per_1k_steps"], target.time_ratio, at_most=True))
         lines.append("| " + " | ".join(cells) + " |")
     if n_settings:
         lines.append(f"\nStd target: met on {n_std_met} of {n_settings} settings (asked: at least half).")
@@ -416,7 +432,7 @@ def targets_tables(rows: list[dict[str, Any]], source: str = "the rows above") -
 
 
 def write_report(
-    runs_dir: str, out_dir: str, readme: str | None = None, targets_doc: str | None = None
+    runs_dir: str, out_dir: str, readme: str | None = None, targets_doc: str | None = None, timing: str | None = None
 ) -> list[dict[str, Any]]:
     """
     Write ``summary.json``, ``summary.md`` (results and targets tables) and the plots into ``out_dir`` from the runs in
@@ -424,14 +440,23 @@ def write_report(
     side-by-side table (:func:`comparison_table`), and the targets section of ``targets_doc`` (between its ``targets``
     markers) with the targets tables.
 
+    :param timing: A results folder whose runs were timed side by side in one session: the targets tables and the
+        README's table take their times per step from it (:func:`with_times`); ``summary.json`` and the results table
+        keep each run's own.
     :return: The summary rows.
     """
     records = load_runs(runs_dir)
     rows = summarize(records)
+    timed, times_from = rows, ""
+    if timing is not None:
+        timing_records = load_runs(os.path.join(timing, "runs"))
+        if not timing_records:
+            raise ValueError(f"timing: no runs in {os.path.join(timing, 'runs')}")
+        timed, times_from = with_times(rows, summarize(timing_records)), f", times from `{timing}`"
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as file:
         json.dump(rows, file, indent=1)
-    table = markdown(rows) + targets_tables(rows)
+    table = markdown(rows) + targets_tables(timed, "the rows above" + times_from)
     plots = plot_curves(records, out_dir)
     body = table + "\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})" for p in plots) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as file:
@@ -440,9 +465,9 @@ def write_report(
         )
     if readme is not None:
         # A reader's page gets the side-by-side comparisons alone; every row, the targets and the plots stay in summary.md.
-        replace_readme_section(readme, README_START, README_END, comparison_table(rows))
+        replace_readme_section(readme, README_START, README_END, comparison_table(timed))
     if targets_doc is not None:
-        body = targets_tables(rows, f"`{out_dir}`").lstrip("\n")
+        body = targets_tables(timed, f"`{out_dir}`{times_from}").lstrip("\n")
         replace_readme_section(targets_doc, TARGETS_START, TARGETS_END, body)
     return rows
 
@@ -453,8 +478,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="benchmarks/results", help="results folder (its runs are in OUT/runs)")
     parser.add_argument("--readme", default=None, help="also write the results table into this README's results section")
     parser.add_argument("--targets-doc", default=None, help="also write the targets tables into this page's targets section")
+    parser.add_argument(
+        "--timing", default=None, help="results folder timed side by side in one session: times per step for the tables"
+    )
     args = parser.parse_args(argv)
-    rows = write_report(os.path.join(args.out, "runs"), args.out, args.readme, args.targets_doc)
+    rows = write_report(os.path.join(args.out, "runs"), args.out, args.readme, args.targets_doc, args.timing)
     print(f"{len(rows)} rows: {os.path.join(args.out, 'summary.md')}")
 
 
